@@ -1,0 +1,1 @@
+//! deployer: a declarative deployer for a multi-node web app cluster.
