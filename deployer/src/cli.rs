@@ -1,0 +1,262 @@
+//! The command line: argument parsing and one function per command. `main.rs`
+//! only calls [`run`] and maps its result to an exit code.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::budget::Budget;
+use crate::config::{self, Loaded};
+use crate::render::{self, Templates};
+use crate::secrets;
+
+/// Exit codes: 0 ok, 1 error, 2 "there are changes" (plan --detailed-exitcode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Changes,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Failed => 1,
+            Outcome::Changes => 2,
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "deployer",
+    version,
+    about = "Declarative deployer for a multi-node web app cluster",
+    long_about = "Declarative deployer for a multi-node web app cluster.\n\n\
+        Edit cluster.toml (nodes, pool size, balancer strategy, max_connections); \
+        `deployer validate` checks it and its connection budget, `deployer render` \
+        writes generated/nginx.conf and generated/docker-compose.yml.",
+    after_help = "Examples:\n  deployer validate\n  deployer -f staging.toml render --check\n  deployer render --json"
+)]
+pub struct Cli {
+    /// The cluster file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "cluster.toml",
+        value_name = "PATH"
+    )]
+    pub file: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check cluster.toml and its connection budget.
+    #[command(
+        long_about = "Check cluster.toml: syntax, unknown keys, values, names, ports, and the \
+            connection budget (every node's pool plus its job-queue listener, plus the extra nodes \
+            of a rolling update, plus a reserve, must fit under max_connections minus the \
+            superuser reserve). Reports every problem with file:line:column and a hint.",
+        after_help = "Examples:\n  deployer validate\n  deployer validate -f prod.toml --json"
+    )]
+    Validate(JsonFlag),
+
+    /// Render templates/ into generated/ (nginx.conf, docker-compose.yml).
+    #[command(
+        long_about = "Render templates/ (next to cluster.toml, or the built-in ones) into the \
+            output directory: nginx.conf for the balancer and docker-compose.yml. Validates \
+            first and writes nothing when the file has errors. Secrets are created once in \
+            .deployer/secrets (mode 0600) and never written into the output. With --check, \
+            writes nothing and exits 1 with a diff when the output is out of date.",
+        after_help = "Examples:\n  deployer render\n  deployer render --check\n  deployer render --out /tmp/out --json"
+    )]
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print a machine-readable result on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Output directory [default: generated/ next to cluster.toml].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write nothing; exit 1 and show a diff when the output is out of date.
+    #[arg(long)]
+    pub check: bool,
+    /// Print a machine-readable result on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Validate(a) => validate(&cli.file, a.json),
+        Command::Render(a) => render_cmd(&cli.file, a),
+    }
+}
+
+/// The directory cluster.toml lives in.
+pub fn base_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::new(),
+    }
+}
+
+/// Loads the file; on validation errors prints them (text on stderr, or JSON on
+/// stdout) and returns None.
+fn load_or_report(file: &Path, json_out: bool) -> anyhow::Result<Option<Loaded>> {
+    match config::load(file) {
+        Ok(l) => Ok(Some(l)),
+        Err(config::LoadError::Invalid { report }) => {
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "ok": false,
+                        "file": file.display().to_string(),
+                        "diagnostics": report.json(),
+                    }))?
+                );
+            } else {
+                eprint!("{report}");
+                let n = report.errors().count();
+                eprintln!(
+                    "\n{}: {n} error{} — nothing was changed",
+                    file.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn validate(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_or_report(file, json_out)? else {
+        return Ok(Outcome::Failed);
+    };
+    let spec = &loaded.spec;
+    let budget = Budget::of(spec);
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "ok": true,
+                "file": file.display().to_string(),
+                "cluster": spec,
+                "budget": budget,
+                "headroom": budget.headroom(),
+                "headroom_percent": (budget.headroom_percent() * 10.0).round() / 10.0,
+                "diagnostics": loaded.warnings_report().json(),
+            }))?
+        );
+    } else {
+        if !loaded.warnings.is_empty() {
+            eprint!("{}", loaded.warnings_report());
+            eprintln!();
+        }
+        println!(
+            "{}: ok — cluster `{}`: {} node{} × pool {}, {} balancing on {}:{}{}",
+            file.display(),
+            spec.name,
+            spec.app.nodes,
+            if spec.app.nodes == 1 { "" } else { "s" },
+            spec.app.pool_size,
+            spec.balancer.strategy.as_str(),
+            spec.balancer.bind,
+            spec.balancer.port,
+            if spec.redis.is_some() {
+                ", with redis"
+            } else {
+                ""
+            },
+        );
+        print!("\n{}", budget.table());
+    }
+    Ok(Outcome::Ok)
+}
+
+fn render_cmd(file: &Path, args: &RenderArgs) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_or_report(file, args.json)? else {
+        return Ok(Outcome::Failed);
+    };
+    let base = base_dir(file);
+    let out = args.out.clone().unwrap_or_else(|| base.join("generated"));
+    let templates = Templates::load(Some(&base.join("templates")))?;
+    let secrets_dir = secrets::dir_for(file);
+    let secrets_ref = render::relative_path(&out, &secrets_dir);
+    let files = templates
+        .render_all(&loaded.spec, &secrets_ref)
+        .context("rendering templates")?;
+
+    if args.check {
+        let drift = render::check(&out, &files);
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({
+                    "ok": drift.is_empty(),
+                    "out": out.display().to_string(),
+                    "stale": drift.iter().map(|d| json!({"file": d.name, "missing": d.missing, "diff": d.diff})).collect::<Vec<_>>(),
+                }))?
+            );
+        } else if drift.is_empty() {
+            println!("{}: up to date with {}", out.display(), file.display());
+        } else {
+            for d in &drift {
+                eprint!("{}", d.diff);
+            }
+            eprintln!(
+                "\n{}: {} file{} out of date — run `deployer render` and commit the result",
+                out.display(),
+                drift.len(),
+                if drift.len() == 1 { " is" } else { "s are" }
+            );
+        }
+        return Ok(if drift.is_empty() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        });
+    }
+
+    secrets::ensure(&secrets_dir, &loaded.spec).context("preparing secrets")?;
+    let changed: Vec<&str> = render::check(&out, &files).iter().map(|d| d.name).collect();
+    render::write_all(&out, &files)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "ok": true,
+                "out": out.display().to_string(),
+                "templates": templates.source,
+                "files": files.iter().map(|f| json!({"file": f.name, "changed": changed.contains(&f.name), "bytes": f.contents.len()})).collect::<Vec<_>>(),
+            }))?
+        );
+    } else {
+        for f in &files {
+            let state = if changed.contains(&f.name) {
+                "written"
+            } else {
+                "unchanged"
+            };
+            println!("{}/{} ({state})", out.display(), f.name);
+        }
+    }
+    Ok(Outcome::Ok)
+}
