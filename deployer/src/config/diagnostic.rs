@@ -169,7 +169,7 @@ fn write_diagnostic(
         None => writeln!(f, "  --> {}", path.display())?,
     }
     if let Some(hint) = &d.hint {
-        writeln!(f, "  = hint: {hint}")?;
+        writeln!(f, "  = hint: {}", hint.replace('\n', "\n          "))?;
     }
     Ok(())
 }

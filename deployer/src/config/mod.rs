@@ -114,24 +114,31 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded, LoadError> {
             .with_hint("start from the example: a [cluster] section with `name = \"demo\"` is the least a cluster needs");
         return Err(invalid(path, &source, vec![d]));
     }
-    let raw = match read_raw(&source) {
+    let (raw, mut diags) = match read_raw(&source) {
         Ok(raw) => raw,
-        Err(diags) => return Err(invalid(path, &source, diags)),
+        Err(syntax) => return Err(invalid(path, &source, vec![syntax])),
     };
+    // Sections that parsed are still checked when another one did not.
     match spec::from_raw(&raw) {
-        Ok((spec, warnings)) => Ok(Loaded {
+        Ok((spec, warnings)) if diags.is_empty() => Ok(Loaded {
             path: path.to_path_buf(),
             source,
             spec,
             warnings,
         }),
-        Err(diags) => Err(invalid(path, &source, diags)),
+        Ok(_) => Err(invalid(path, &source, diags)),
+        Err(more) => {
+            diags.extend(more);
+            diags.sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
+            Err(invalid(path, &source, diags))
+        }
     }
 }
 
-/// TOML syntax, then unknown sections and keys (all of them), then each section's
-/// types. A broken section does not stop the others from being checked.
-fn read_raw(source: &str) -> Result<RawConfig, Vec<Diagnostic>> {
+/// TOML syntax (a syntax error stops everything), then unknown sections and keys
+/// (all of them), then each section's types. A broken section does not stop the
+/// others from being read; it is left out of the result and named in `broken`.
+fn read_raw(source: &str) -> Result<(RawConfig, Vec<Diagnostic>), Diagnostic> {
     let doc: toml_edit::ImDocument<&str> = match toml_edit::ImDocument::parse(source) {
         Ok(doc) => doc,
         Err(e) => {
@@ -139,7 +146,7 @@ fn read_raw(source: &str) -> Result<RawConfig, Vec<Diagnostic>> {
             let message = message.lines().next().unwrap_or("invalid TOML").to_string();
             let d = Diagnostic::error(format!("invalid TOML: {message}"), e.span())
                 .with_hint(syntax_hint(&message));
-            return Err(vec![d]);
+            return Err(d);
         }
     };
 
@@ -156,34 +163,35 @@ fn read_raw(source: &str) -> Result<RawConfig, Vec<Diagnostic>> {
                 Diagnostic::error(format!("`{key}` must be a table"), item.span().or(key_span))
                     .with_hint(format!("write it as a section: [{key}]")),
             );
+            raw.broken.insert(key.to_string());
             continue;
         };
         let known = raw::section_fields(key);
-        let mut unknown = false;
+        let mut unknown = Vec::new();
         for (field, _) in table.iter() {
             if !known.contains(&field) {
-                unknown = true;
                 let span = table.key(field).and_then(|k| k.span());
                 diags.push(unknown_key(key, field, known, span));
+                unknown.push(field.to_string());
             }
         }
-        if unknown {
-            continue;
-        }
-        let Some(value) = item.clone().into_value().ok() else {
+        // Read the rest of the section, so its values are still checked.
+        let Ok(mut value) = item.clone().into_value() else {
             continue;
         };
+        if let Some(t) = value.as_inline_table_mut() {
+            for field in &unknown {
+                t.remove(field);
+            }
+        }
         let span = item.span().or(key_span).unwrap_or(0..0);
         let result = deserialize_section(key, value, span.clone(), &mut raw);
         if let Err(e) = result {
             diags.push(type_error(key, &e, span));
+            raw.broken.insert(key.to_string());
         }
     }
-    if diags.is_empty() {
-        Ok(raw)
-    } else {
-        Err(diags)
-    }
+    Ok((raw, diags))
 }
 
 fn deserialize_section(

@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub redis: Option<Spanned<RawRedis>>,
     pub balancer: Option<Spanned<RawBalancer>>,
     pub rollout: Option<Spanned<RawRollout>>,
+    /// Sections present in the file that could not be read (already reported).
+    pub broken: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Deserialize)]

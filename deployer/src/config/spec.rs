@@ -384,9 +384,10 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
 
     // [cluster]
     let name = match &raw.cluster {
+        None if raw.broken.contains("cluster") => DnsLabel("demo".into()),
         None => {
             c.diags.push(
-                Diagnostic::error("missing section [cluster]", Some(0..0))
+                Diagnostic::error("missing section [cluster]", None)
                     .with_hint("start the file with\n    [cluster]\n    name = \"demo\""),
             );
             DnsLabel("demo".into())
@@ -718,7 +719,8 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
         );
     }
 
-    if c.diags.iter().any(|d| d.is_error()) {
+    if c.diags.iter().any(|d| d.is_error()) || !raw.broken.is_empty() {
+        // The budget of a half-read file would mislead: report what is known.
         return Err(c.diags);
     }
 
