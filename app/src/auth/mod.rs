@@ -1,0 +1,9 @@
+//! Passwords (argon2id off the async runtime) and tokens (HS256 JWTs).
+
+mod current_user;
+mod password;
+mod token;
+
+pub use current_user::CurrentUser;
+pub use password::{PasswordError, Passwords};
+pub use token::{Claims, TokenError, Tokens};

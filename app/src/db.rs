@@ -1,0 +1,79 @@
+//! Connections to PostgreSQL: the node's pool, its one LISTEN connection, and migrations.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::config::DatabaseSettings;
+
+/// The migrations in the repository's top-level `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// An arbitrary key for the advisory lock that serializes concurrent `app migrate` runs.
+const MIGRATION_LOCK_KEY: i64 = 0x6170_705f_6d69_6772; // "app_migr"
+
+/// The node's pool: at most `pool_size` connections, opened lazily so a node starts (and answers
+/// `/api/health`, with `/api/ready` failing) while the database is still coming up.
+pub fn pool(settings: &DatabaseSettings) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(settings.pool_size)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy_with(settings.connect_options.clone())
+}
+
+/// A pool of exactly one connection, kept for the job queue's LISTEN: the "+1" per node.
+pub fn listener_pool(settings: &DatabaseSettings) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_lazy_with(settings.connect_options.clone())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("failed to connect to the database")]
+    Connect(#[source] sqlx::Error),
+    #[error("failed to take the migration lock")]
+    Lock(#[source] sqlx::Error),
+    #[error("failed to apply the migrations")]
+    Apply(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Applies pending migrations once. Concurrent runs wait on an advisory lock, so the second one
+/// finds nothing to do.
+pub async fn migrate(settings: &DatabaseSettings) -> Result<(), MigrateError> {
+    migrate_with(&settings.connect_options).await
+}
+
+pub async fn migrate_with(options: &PgConnectOptions) -> Result<(), MigrateError> {
+    let mut connection = PgConnection::connect_with(options)
+        .await
+        .map_err(MigrateError::Connect)?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut connection)
+        .await
+        .map_err(MigrateError::Lock)?;
+    let applied = MIGRATOR
+        .run(&mut connection)
+        .await
+        .map_err(MigrateError::Apply);
+    // Closing the session releases the advisory lock even if the unlock below fails.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut connection)
+        .await;
+    let _ = connection.close().await;
+    applied?;
+    tracing::info!(
+        migrations = MIGRATOR.iter().count(),
+        "database schema is up to date"
+    );
+    Ok(())
+}

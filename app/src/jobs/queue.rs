@@ -1,0 +1,321 @@
+//! The queue's SQL. Every statement is safe to run from any number of nodes at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgExecutor, PgPool};
+
+use super::{JobKind, JobState};
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub args: serde_json::Value,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+}
+
+impl NewJob {
+    pub const DEFAULT_MAX_ATTEMPTS: i32 = 20;
+
+    pub fn now(kind: JobKind, args: serde_json::Value) -> Self {
+        Self {
+            kind,
+            args,
+            scheduled_at: None,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// A job as clients see it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub state: JobState,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub errors: serde_json::Value,
+    pub node: Option<String>,
+    pub args: serde_json::Value,
+    pub scheduled_at: DateTime<Utc>,
+    pub inserted_at: DateTime<Utc>,
+    pub attempted_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub discarded_at: Option<DateTime<Utc>>,
+}
+
+/// Counts by state, and by node and state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub by_state: BTreeMap<&'static str, i64>,
+    pub by_node: BTreeMap<String, BTreeMap<&'static str, i64>>,
+}
+
+/// A job fetched for execution by this node.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FetchedJob {
+    pub id: i64,
+    pub kind: String,
+    pub args: serde_json::Value,
+    /// This attempt's number (1 for the first run).
+    pub attempts: i32,
+    pub max_attempts: i32,
+}
+
+/// The queue as handlers use it.
+#[derive(Clone)]
+pub struct Queue {
+    pool: PgPool,
+    node: Arc<str>,
+}
+
+impl Queue {
+    pub fn new(pool: PgPool, node: &str) -> Self {
+        Self {
+            pool,
+            node: Arc::from(node),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<JobView>, sqlx::Error> {
+        sqlx::query_as::<_, JobView>(
+            "SELECT id, kind, state, attempts, max_attempts, errors, node, args, scheduled_at,
+                    inserted_at, attempted_at, completed_at, discarded_at
+             FROM jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, sqlx::Error> {
+        let rows: Vec<(Option<String>, JobState, i64)> =
+            sqlx::query_as("SELECT node, state, count(*) FROM jobs GROUP BY node, state")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut by_state: BTreeMap<&'static str, i64> = JobState::ALL
+            .iter()
+            .map(|state| (state.as_str(), 0))
+            .collect();
+        let mut by_node: BTreeMap<String, BTreeMap<&'static str, i64>> = BTreeMap::new();
+        for (node, state, count) in rows {
+            *by_state.entry(state.as_str()).or_default() += count;
+            if let Some(node) = node {
+                *by_node
+                    .entry(node)
+                    .or_default()
+                    .entry(state.as_str())
+                    .or_default() += count;
+            }
+        }
+        Ok(Stats { by_state, by_node })
+    }
+}
+
+/// Inserts a job (in a transaction when given one); the insert trigger wakes idle workers.
+pub async fn enqueue(
+    executor: impl PgExecutor<'_>,
+    job: &NewJob,
+) -> Result<(i64, JobState), sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO jobs (kind, args, max_attempts, scheduled_at, state)
+         VALUES ($1, $2, $3, coalesce($4, now()),
+                 CASE WHEN $4 > now() THEN 'scheduled'::job_state ELSE 'available'::job_state END)
+         RETURNING id, state",
+    )
+    .bind(job.kind.as_str())
+    .bind(&job.args)
+    .bind(job.max_attempts)
+    .bind(job.scheduled_at)
+    .fetch_one(executor)
+    .await
+}
+
+/// Claims up to `limit` runnable jobs for `node`. `SKIP LOCKED` makes concurrent fetches from
+/// other nodes take other rows, so a job runs on exactly one node at a time.
+pub async fn fetch(
+    pool: &PgPool,
+    node: &str,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<FetchedJob>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH next AS (
+             SELECT id FROM jobs
+             WHERE state IN ('available', 'scheduled', 'retryable') AND scheduled_at <= now()
+             ORDER BY scheduled_at, id
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE jobs SET state = 'executing', attempts = jobs.attempts + 1, node = $2,
+                         attempted_at = now(), lease_expires_at = now() + make_interval(secs => $3)
+         FROM next WHERE jobs.id = next.id
+         RETURNING jobs.id, jobs.kind, jobs.args, jobs.attempts, jobs.max_attempts",
+    )
+    .bind(limit as i64)
+    .bind(node)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks attempts as completed, in one statement. An attempt that was rescued meanwhile (its
+/// `attempts` or `node` changed) is left alone.
+pub async fn complete(pool: &PgPool, node: &str, done: &[(i64, i32)]) -> Result<u64, sqlx::Error> {
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = done.iter().copied().unzip();
+    let result = sqlx::query(
+        "UPDATE jobs SET state = 'completed', completed_at = now(), lease_expires_at = NULL
+         FROM unnest($1::bigint[], $2::int[]) AS done(id, attempt)
+         WHERE jobs.id = done.id AND jobs.attempts = done.attempt
+           AND jobs.state = 'executing' AND jobs.node = $3",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Records a failed attempt: `retryable` after `backoff`, or `discarded` once the attempts are
+/// used up. The error is kept either way.
+pub async fn fail(
+    pool: &PgPool,
+    node: &str,
+    id: i64,
+    attempt: i32,
+    error: &str,
+    backoff: Duration,
+) -> Result<Option<JobState>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE jobs SET
+             state = CASE WHEN attempts >= max_attempts THEN 'discarded'::job_state
+                          ELSE 'retryable'::job_state END,
+             errors = errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', attempts, 'at', now(), 'node', $2::text, 'error', $4::text)),
+             scheduled_at = CASE WHEN attempts >= max_attempts THEN scheduled_at
+                                 ELSE now() + make_interval(secs => $5) END,
+             discarded_at = CASE WHEN attempts >= max_attempts THEN now() END,
+             lease_expires_at = NULL
+         WHERE id = $1 AND attempts = $3 AND state = 'executing' AND node = $2
+         RETURNING state",
+    )
+    .bind(id)
+    .bind(node)
+    .bind(attempt)
+    .bind(error)
+    .bind(backoff.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Renews the leases of the jobs this node is running.
+pub async fn heartbeat(
+    pool: &PgPool,
+    node: &str,
+    ids: &[i64],
+    lease: Duration,
+) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+         WHERE id = ANY($1) AND state = 'executing' AND node = $2",
+    )
+    .bind(ids)
+    .bind(node)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Puts back jobs whose lease expired (their node died or hung): `available` again, or
+/// `discarded` when that was the last attempt. Any node may run this.
+pub async fn rescue(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "WITH expired AS (
+             SELECT id FROM jobs
+             WHERE state = 'executing' AND lease_expires_at < now()
+             ORDER BY lease_expires_at
+             LIMIT 1000
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE jobs SET
+             state = CASE WHEN jobs.attempts >= jobs.max_attempts THEN 'discarded'::job_state
+                          ELSE 'available'::job_state END,
+             errors = jobs.errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', jobs.attempts, 'at', now(), 'node', jobs.node,
+                 'error', 'lease expired: the node stopped renewing it')),
+             scheduled_at = now(),
+             discarded_at = CASE WHEN jobs.attempts >= jobs.max_attempts THEN now() END,
+             lease_expires_at = NULL
+         FROM expired WHERE jobs.id = expired.id",
+    )
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Hands jobs this node could not finish before shutting down back to the queue, without
+/// charging the interrupted attempt.
+pub async fn hand_back(pool: &PgPool, node: &str, ids: &[i64]) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE jobs SET state = 'available', attempts = greatest(attempts - 1, 0),
+             errors = errors || jsonb_build_array(jsonb_build_object(
+                 'attempt', attempts, 'at', now(), 'node', node,
+                 'error', 'handed back: the node shut down before the job finished')),
+             scheduled_at = now(), lease_expires_at = NULL
+         WHERE id = ANY($1) AND state = 'executing' AND node = $2",
+    )
+    .bind(ids)
+    .bind(node)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Counts jobs by state, for `/metrics`.
+pub async fn count_by_state(pool: &PgPool) -> Result<HashMap<JobState, i64>, sqlx::Error> {
+    let rows: Vec<(JobState, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Exponential backoff with ±10 % jitter: base × 2^(attempt − 1), at most an hour.
+pub fn backoff(base: Duration, attempt: i32) -> Duration {
+    let exponent = attempt.clamp(1, 20) as u32 - 1;
+    let raw = base.saturating_mul(2u32.saturating_pow(exponent));
+    let capped = raw.min(Duration::from_secs(3600));
+    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.9..1.1);
+    capped.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(2);
+        let first = backoff(base, 1);
+        assert!(first >= Duration::from_millis(1800) && first <= Duration::from_millis(2200));
+        let third = backoff(base, 3);
+        assert!(third >= Duration::from_millis(7200) && third <= Duration::from_millis(8800));
+        assert!(backoff(base, 40) <= Duration::from_secs(3960));
+    }
+}

@@ -1,0 +1,381 @@
+//! A node's job workers: a producer that claims jobs when slots are free, woken by LISTEN/NOTIFY
+//! (with polling as the fallback); a heartbeat that renews the leases of running jobs; a rescuer
+//! that puts back jobs whose lease expired; and a completer that acknowledges finished jobs in
+//! batches.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::queue::{self, FetchedJob};
+use super::workers;
+use crate::config::JobSettings;
+use crate::metrics::Metrics;
+
+/// The channel the insert trigger notifies.
+pub const CHANNEL: &str = "jobs_inserted";
+
+/// The most acknowledgements written in one statement.
+const ACK_BATCH: usize = 512;
+
+pub struct JobRunner {
+    pool: PgPool,
+    listener_pool: PgPool,
+    node: Arc<str>,
+    settings: JobSettings,
+    metrics: Metrics,
+}
+
+/// The outcome of one attempt, waiting to be written.
+struct Ack {
+    id: i64,
+    attempt: i32,
+    result: Result<(), String>,
+}
+
+/// Jobs this node is running: id → attempt.
+type Running = Arc<Mutex<HashMap<i64, i32>>>;
+
+impl JobRunner {
+    pub fn new(
+        pool: PgPool,
+        listener_pool: PgPool,
+        node: &str,
+        settings: JobSettings,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            pool,
+            listener_pool,
+            node: Arc::from(node),
+            settings,
+            metrics,
+        }
+    }
+
+    /// Runs until `stop` turns true, then stops fetching, lets running jobs finish until
+    /// `drain` has passed, hands the rest back to the queue and returns.
+    pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
+        let wake = Arc::new(Notify::new());
+        let running: Running = Arc::default();
+        let (acks, ack_rx) = mpsc::unbounded_channel::<Ack>();
+
+        let mut background = JoinSet::new();
+        background.spawn(listen(self.listener_pool.clone(), Arc::clone(&wake)));
+        background.spawn(heartbeat(
+            self.pool.clone(),
+            Arc::clone(&self.node),
+            Arc::clone(&running),
+            self.settings.lease,
+        ));
+        background.spawn(maintain(
+            self.pool.clone(),
+            Arc::clone(&wake),
+            self.settings,
+            self.metrics.clone(),
+        ));
+        let completer = tokio::spawn(complete(
+            self.pool.clone(),
+            Arc::clone(&self.node),
+            Arc::clone(&running),
+            ack_rx,
+            self.settings.backoff_base,
+            Arc::clone(&wake),
+        ));
+        // Dropping the runner's future (a killed node) must not leave the completer running.
+        let completer = AbortOnDrop(Some(completer));
+
+        let mut tasks = JoinSet::new();
+        self.produce(&mut stop, &wake, &running, &acks, &mut tasks)
+            .await;
+
+        // Draining: no more fetching; running jobs get until the deadline.
+        let deadline = Instant::now() + drain;
+        let finished = tokio::time::timeout_at(deadline, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if !finished {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let unfinished: Vec<i64> = running.lock().expect("lock").keys().copied().collect();
+            match queue::hand_back(&self.pool, &self.node, &unfinished).await {
+                Ok(count) => tracing::warn!(count, "handed unfinished jobs back to the queue"),
+                Err(error) => tracing::error!(
+                    error = %error,
+                    "failed to hand unfinished jobs back; their leases will expire"
+                ),
+            }
+        }
+        drop(acks);
+        completer.join().await;
+        background.abort_all();
+        tracing::info!("job workers stopped");
+    }
+
+    async fn produce(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        wake: &Notify,
+        running: &Running,
+        acks: &mpsc::UnboundedSender<Ack>,
+        tasks: &mut JoinSet<()>,
+    ) {
+        let workers = self.settings.workers;
+        let slots = Arc::new(Semaphore::new(workers));
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            while tasks.try_join_next().is_some() {}
+            let first = tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
+                _ = stop.changed() => return,
+            };
+            let mut permits = vec![first];
+            while permits.len() < workers {
+                match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let wanted = permits.len();
+            let jobs = match queue::fetch(&self.pool, &self.node, wanted, self.settings.lease).await
+            {
+                Ok(jobs) => {
+                    failures = 0;
+                    jobs
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(error = %error, "failed to fetch jobs");
+                    drop(permits);
+                    let pause = Duration::from_millis(200 * u64::from(failures.min(25)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            let fetched = jobs.len();
+            {
+                let mut running = running.lock().expect("lock");
+                for job in &jobs {
+                    running.insert(job.id, job.attempts);
+                }
+            }
+            for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                let pool = self.pool.clone();
+                let acks = acks.clone();
+                let running = Arc::clone(running);
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    execute(&pool, job, &acks, &running).await;
+                });
+            }
+            drop(permits);
+            if fetched < wanted {
+                // The queue looks empty: sleep until a notification, the poll or a stop.
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn execute(
+    pool: &PgPool,
+    job: FetchedJob,
+    acks: &mpsc::UnboundedSender<Ack>,
+    running: &Running,
+) {
+    let started = std::time::Instant::now();
+    let outcome = AssertUnwindSafe(workers::perform(pool, &job))
+        .catch_unwind()
+        .await;
+    let result = match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("{error:#}")),
+        Err(_) => Err("the job panicked".to_owned()),
+    };
+    let label = if result.is_ok() {
+        "completed"
+    } else {
+        "failed"
+    };
+    metrics::counter!("jobs_executed_total", "kind" => job.kind.clone(), "outcome" => label)
+        .increment(1);
+    metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone())
+        .record(started.elapsed().as_secs_f64());
+    if let Err(error) = &result {
+        tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed");
+    }
+    // The lease lasts for seconds; the completer writes this within milliseconds.
+    running.lock().expect("lock").remove(&job.id);
+    let _ = acks.send(Ack {
+        id: job.id,
+        attempt: job.attempts,
+        result,
+    });
+}
+
+/// Writes acknowledgements: completions in batches, failures one by one (they are rare).
+async fn complete(
+    pool: PgPool,
+    node: Arc<str>,
+    running: Running,
+    mut acks: mpsc::UnboundedReceiver<Ack>,
+    backoff_base: Duration,
+    wake: Arc<Notify>,
+) {
+    let _ = running;
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while acks.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        let mut done = Vec::with_capacity(batch.len());
+        for ack in batch.drain(..) {
+            match ack.result {
+                Ok(()) => done.push((ack.id, ack.attempt)),
+                Err(error) => {
+                    let backoff = queue::backoff(backoff_base, ack.attempt);
+                    match queue::fail(&pool, &node, ack.id, ack.attempt, &error, backoff).await {
+                        Ok(Some(state)) => {
+                            tracing::debug!(job = ack.id, state = state.as_str(), "job failed")
+                        }
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::error!(job = ack.id, error = %error, "failed to record a job failure")
+                        }
+                    }
+                }
+            }
+        }
+        if done.is_empty() {
+            continue;
+        }
+        let mut tries = 0;
+        loop {
+            match queue::complete(&pool, &node, &done).await {
+                Ok(_) => break,
+                Err(error) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %error, "failed to acknowledge jobs; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        error = %error,
+                        count = done.len(),
+                        "failed to acknowledge jobs; they will run again after their lease expires"
+                    );
+                    break;
+                }
+            }
+        }
+        // Slots freed while we wrote: make sure the producer looks again.
+        wake.notify_one();
+    }
+}
+
+/// Keeps the one LISTEN connection and turns notifications into wake-ups.
+async fn listen(pool: PgPool, wake: Arc<Notify>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(error) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %error, "failed to LISTEN for jobs");
+                } else {
+                    tracing::debug!("listening for new jobs");
+                    // Jobs may have arrived while we were not listening.
+                    wake.notify_one();
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => wake.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(error = %error, "lost the LISTEN connection");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "failed to open the LISTEN connection"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Renews the leases of this node's running jobs three times per lease.
+async fn heartbeat(pool: PgPool, node: Arc<str>, running: Running, lease: Duration) {
+    let mut ticks = tokio::time::interval(lease / 3);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let ids: Vec<i64> = running.lock().expect("lock").keys().copied().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Err(error) = queue::heartbeat(&pool, &node, &ids, lease).await {
+            tracing::warn!(error = %error, "failed to renew job leases");
+        }
+    }
+}
+
+/// Periodic chores any node may do: rescue jobs with expired leases, prune old rate-limit
+/// counters, keep the metrics histograms drained.
+async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metrics: Metrics) {
+    let period = (settings.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rounds = 0u64;
+    loop {
+        ticks.tick().await;
+        rounds += 1;
+        match queue::rescue(&pool).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::warn!(count, "rescued jobs whose lease expired");
+                wake.notify_one();
+            }
+            Err(error) => tracing::warn!(error = %error, "failed to rescue jobs"),
+        }
+        metrics.upkeep();
+        if rounds % 60 == 0 {
+            if let Err(error) = crate::rate_limit::prune_postgres(&pool).await {
+                tracing::warn!(error = %error, "failed to prune login failures");
+            }
+        }
+    }
+}
+
+/// A task handle that aborts the task when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    async fn join(mut self) {
+        if let Some(handle) = self.0.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `POST /api/auth/login` and `GET /api/auth/me`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, FieldErrors};
+use crate::extract::ApiJson;
+use crate::rate_limit::{LoginLimiter, Verdict};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+/// The client's address: `X-Real-IP` or the last `X-Forwarded-For` hop set by nginx in front of
+/// the nodes, else the peer address.
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::trim)
+                .filter(|value| !value.is_empty())
+        };
+        let address = header("x-real-ip")
+            .map(str::to_owned)
+            .or_else(|| {
+                header("x-forwarded-for")
+                    .and_then(|value| value.rsplit(',').next())
+                    .map(|value| value.trim().to_owned())
+            })
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0.ip().to_string())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        Ok(Self(address))
+    }
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let email = body.email.unwrap_or_default().trim().to_owned();
+    let password = body.password.unwrap_or_default();
+    let mut errors = FieldErrors::default();
+    if email.is_empty() {
+        errors.add("email", "can't be blank");
+    }
+    if password.is_empty() {
+        errors.add("password", "can't be blank");
+    }
+    errors.into_result()?;
+
+    let key = LoginLimiter::key(&email, &client);
+    match state.login_limiter.check(&key).await {
+        Ok(Verdict::Allowed) => {}
+        Ok(Verdict::Blocked { retry_after_secs }) => {
+            return Err(ApiError::TooManyFailedLogins { retry_after_secs })
+        }
+        // Fail open: a broken limiter store must not lock everyone out; /api/ready reports it.
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "login rate limit unavailable"),
+    }
+
+    let user: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+            .bind(&email)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (user_id, stored_hash) = match user {
+        Some((id, hash)) => (Some(id), Some(hash)),
+        None => (None, None),
+    };
+    // Unknown emails are verified against a dummy hash, so both failures take as long.
+    let verified = state
+        .passwords
+        .verify(password, stored_hash)
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(user_id) = user_id.filter(|_| verified) else {
+        if let Err(error) = state.login_limiter.record_failure(&key).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "failed to count a failed login"
+            );
+        }
+        return Err(ApiError::InvalidCredentials);
+    };
+    if let Err(error) = state.login_limiter.reset(&key).await {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "failed to reset login failures"
+        );
+    }
+    let token = state.tokens.issue(user_id).map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "data": {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": state.tokens.ttl().as_secs(),
+        }
+    })))
+}
+
+pub async fn me(
+    user: CurrentUser,
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let row: Option<(Uuid, String, String)> =
+        sqlx::query_as("SELECT id, email, full_name FROM users WHERE id = $1")
+            .bind(user.id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (id, email, full_name) = row.ok_or(ApiError::Unauthorized)?;
+    Ok(Json(
+        json!({"data": {"id": id, "email": email, "full_name": full_name}}),
+    ))
+}
