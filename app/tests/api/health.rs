@@ -1,0 +1,78 @@
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, test_redis};
+
+#[tokio::test]
+async fn health_has_the_fixed_shape() {
+    let app = spawn_app().await;
+    let response = app.get("/api/health").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let object = body.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["node", "status", "timestamp", "uptime", "version"]);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["node"], app.node.as_str());
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["uptime"].as_f64().unwrap() >= 0.0);
+    chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap())
+        .expect("timestamp is RFC 3339");
+}
+
+#[tokio::test]
+async fn ready_checks_the_database_and_redis() {
+    let app = spawn_app_with(|s| s.redis = Some(test_redis("ready"))).await;
+    let response = app.get("/api/ready").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["redis"], "ok");
+}
+
+#[tokio::test]
+async fn ready_is_503_naming_the_failing_check_when_the_database_is_down() {
+    // Port 1 on loopback: nothing listens there.
+    let app = spawn_app_with(|s| {
+        s.database.connect_options = s.database.connect_options.clone().port(1);
+    })
+    .await;
+    let response = app.get("/api/ready").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "failing");
+    // Liveness does not touch the database.
+    assert_eq!(app.get("/api/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_pool_and_jobs() {
+    let app = spawn_app().await;
+    let token = app.token().await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/health").await.status(), 200);
+    }
+    let id = app
+        .enqueue(&token, &serde_json::json!({"kind": "noop"}))
+        .await;
+    app.wait_for_job(&token, id, Duration::from_secs(10), |job| {
+        job["state"] == "completed"
+    })
+    .await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let has = |needle: &str| text.lines().any(|line| line.contains(needle));
+    assert!(
+        has(r#"http_requests_total{method="GET",route="/api/health",status="200"}"#),
+        "{text}"
+    );
+    assert!(has("http_request_duration_seconds_bucket{"), "{text}");
+    assert!(has(r#"db_pool_connections{state="idle"}"#), "{text}");
+    assert!(has(r#"db_pool_connections{state="in_use"}"#), "{text}");
+    assert!(has(r#"jobs{state="completed"}"#), "{text}");
+    assert!(has("jobs_executed_total{"), "{text}");
+}
