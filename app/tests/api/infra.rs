@@ -73,7 +73,7 @@ fn is_root() -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
-/// The command prefix that runs a server as the `postgres` OS user when we are root.
+/// The command prefix that runs a program as the `postgres` OS user when we are root.
 fn as_postgres_user(dir: &Path) -> Result<Vec<String>, String> {
     if !is_root() {
         return Ok(Vec::new());
@@ -108,11 +108,12 @@ fn as_postgres_user(dir: &Path) -> Result<Vec<String>, String> {
     if !status.success() {
         return Err("chown failed".into());
     }
+    // `setpriv` execs the program itself (no intermediate process), so signals reach it.
     Ok(vec![
-        "runuser".into(),
-        "-u".into(),
-        "postgres".into(),
-        "--".into(),
+        "setpriv".into(),
+        "--reuid=postgres".into(),
+        "--regid=postgres".into(),
+        "--init-groups".into(),
     ])
 }
 
