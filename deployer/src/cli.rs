@@ -78,6 +78,76 @@ pub enum Command {
         after_help = "Examples:\n  deployer render\n  deployer render --check\n  deployer render --out /tmp/out --json"
     )]
     Render(RenderArgs),
+
+    /// Show what apply would change on the Docker engine.
+    #[command(
+        long_about = "Compare cluster.toml with what runs on the Docker engine (the containers, \
+            network and volume carrying the cluster's labels) and print the changes, \
+            Terraform-style: `+` create, `~` change in place (start a stopped node, reload \
+            nginx), `-/+` replace with the reason, `-` destroy. Changes nothing.",
+        after_help = "Examples:\n  deployer plan\n  deployer plan --detailed-exitcode   # 0 no changes, 2 changes, 1 error\n  deployer plan --json"
+    )]
+    Plan(PlanArgs),
+
+    /// Converge the Docker engine to cluster.toml.
+    #[command(
+        long_about = "Validate, plan, ask, then converge in dependency order: network and volume; \
+            PostgreSQL (health-gated; the live max_connections and other clients' connections are \
+            checked against the budget); migrations once; Redis; app nodes, each ready before \
+            nginx sends it traffic; nginx. Scaling touches only the affected nodes; a changed \
+            image or env rolls the nodes max_surge at a time with no failed requests. Writes \
+            generated/ so it holds exactly what was applied.",
+        after_help = "Examples:\n  deployer apply\n  deployer apply --yes            # no question (needed without a terminal)"
+    )]
+    Apply(ApplyArgs),
+
+    /// Show each service and node, its health, and the connections in use.
+    #[command(after_help = "Examples:\n  deployer status\n  deployer status --json")]
+    Status(JsonFlag),
+
+    /// Remove every container and the network of the cluster.
+    #[command(
+        long_about = "Remove every container and the network the cluster created (found by its \
+            labels). The database volume is kept unless --volumes is given.",
+        after_help = "Examples:\n  deployer destroy --yes\n  deployer destroy --volumes --yes   # also delete the data"
+    )]
+    Destroy(DestroyArgs),
+
+    /// Build the app image from this workspace.
+    #[command(
+        long_about = "Compile the app (`cargo build --release -p app`) and build its image on \
+            Debian bookworm-slim, tagged REPO:<content hash> and with the [app] image ref of \
+            cluster.toml. An unchanged binary reuses the existing image.",
+        after_help = "Examples:\n  deployer build\n  deployer build && deployer apply --yes"
+    )]
+    Build,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print a machine-readable plan on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Apply without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Also remove the database volume (all data).
+    #[arg(long)]
+    pub volumes: bool,
+    /// Destroy without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -105,7 +175,20 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Validate(a) => validate(&cli.file, a.json),
         Command::Render(a) => render_cmd(&cli.file, a),
+        Command::Plan(a) => runtime()?.block_on(crate::ops::plan_cmd(&cli.file, a)),
+        Command::Apply(a) => runtime()?.block_on(crate::ops::apply_cmd(&cli.file, a)),
+        Command::Status(a) => runtime()?.block_on(crate::ops::status_cmd(&cli.file, a.json)),
+        Command::Destroy(a) => runtime()?.block_on(crate::ops::destroy_cmd(&cli.file, a)),
+        Command::Build => runtime()?.block_on(crate::ops::build_cmd(&cli.file)),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// The directory cluster.toml lives in.
@@ -118,7 +201,7 @@ pub fn base_dir(file: &Path) -> PathBuf {
 
 /// Loads the file; on validation errors prints them (text on stderr, or JSON on
 /// stdout) and returns None.
-fn load_or_report(file: &Path, json_out: bool) -> anyhow::Result<Option<Loaded>> {
+pub(crate) fn load_or_report(file: &Path, json_out: bool) -> anyhow::Result<Option<Loaded>> {
     match config::load(file) {
         Ok(l) => Ok(Some(l)),
         Err(config::LoadError::Invalid { report }) => {

@@ -1,0 +1,560 @@
+//! The one place with effects: carries out a [`Plan`] on the engine, in
+//! dependency order, health-gated, with zero-downtime node changes.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+
+use crate::budget::Budget;
+use crate::config::ClusterSpec;
+use crate::desired::{self, Desired, DesiredContainer, Images, Role};
+use crate::engine::{archive, Engine, EngineError};
+use crate::names::{self, Names};
+use crate::plan::{Change, Plan};
+use crate::render::Templates;
+use crate::secrets::Secrets;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the connection budget does not fit the running database: {0}")]
+    LiveBudget(String),
+    #[error("the new nginx config was rejected by `nginx -t`; the running config was kept:\n{0}")]
+    BadConfig(String),
+    #[error("rendering the nginx config")]
+    Render(#[from] crate::render::RenderError),
+    #[error("packing files for a container")]
+    Archive(#[source] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, ApplyError>;
+
+/// Step-by-step progress with timings since the start of the apply.
+pub struct Progress {
+    start: Instant,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        Progress {
+            start: Instant::now(),
+            quiet,
+        }
+    }
+    pub fn step(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            println!(
+                "[{:>6.1}s] {}",
+                self.start.elapsed().as_secs_f64(),
+                msg.as_ref()
+            );
+        }
+    }
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+pub struct Applier<'a> {
+    pub engine: &'a Engine,
+    pub spec: &'a ClusterSpec,
+    pub images: &'a Images,
+    pub secrets: &'a Secrets,
+    pub templates: &'a Templates,
+    pub desired: &'a Desired,
+    pub progress: &'a Progress,
+}
+
+impl Applier<'_> {
+    fn names(&self) -> Names {
+        Names::of(self.spec)
+    }
+
+    fn health_timeout(&self) -> Duration {
+        Duration::from_secs(self.spec.rollout.health_timeout as u64)
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.spec.rollout.stop_grace_seconds as u64)
+    }
+
+    /// The secret files a container of `role` reads, owned by its user.
+    fn secret_files(&self, role: Role) -> Result<Option<Vec<u8>>> {
+        let (uid, files): (u64, Vec<(&str, &str)>) = match role {
+            Role::Postgres => (999, vec![("db_password", &self.secrets.db_password)]),
+            Role::App | Role::Migrate => (
+                10001,
+                vec![
+                    ("db_password", &self.secrets.db_password),
+                    ("jwt_secret", &self.secrets.jwt_secret),
+                ],
+            ),
+            _ => return Ok(None),
+        };
+        let paths: Vec<String> = files
+            .iter()
+            .map(|(n, _)| format!("{}/{n}", desired::SECRETS_DIR))
+            .collect();
+        let entries: Vec<archive::File> = files
+            .iter()
+            .zip(&paths)
+            .map(|((_, v), p)| archive::File {
+                path: p,
+                contents: v.as_bytes(),
+                mode: 0o400,
+                uid,
+                gid: uid,
+            })
+            .collect();
+        archive::tar(&entries)
+            .map(Some)
+            .map_err(ApplyError::Archive)
+    }
+
+    /// Creates `c` under `name`, places its files, starts it.
+    async fn create_and_start(&self, c: &DesiredContainer, name: &str) -> Result<()> {
+        let body = desired::create_body(self.spec, self.images, c, name);
+        self.engine.create(name, body).await?;
+        if let Some(tar) = self.secret_files(c.role)? {
+            self.engine.upload(name, tar).await?;
+        }
+        if c.role == Role::Balancer {
+            self.engine
+                .upload(name, self.nginx_tar(&self.desired.nginx_conf)?)
+                .await?;
+        }
+        self.engine.start(name).await?;
+        Ok(())
+    }
+
+    async fn bring_up(&self, c: &DesiredContainer, name: &str) -> Result<()> {
+        let t = Instant::now();
+        self.create_and_start(c, name).await?;
+        self.engine
+            .wait_healthy(name, self.health_timeout())
+            .await?;
+        self.progress.step(format!(
+            "{name}: healthy ({:.1}s)",
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        self.engine.stop(name, self.grace()).await?;
+        self.engine.remove(name).await?;
+        Ok(())
+    }
+
+    fn nginx_tar(&self, conf: &str) -> Result<Vec<u8>> {
+        archive::tar(&[archive::File {
+            path: "/etc/nginx/nginx.conf",
+            contents: conf.as_bytes(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }])
+        .map_err(ApplyError::Archive)
+    }
+
+    /// Puts `conf` in the balancer, checks it with `nginx -t` and reloads nginx
+    /// (workers finish their requests; no restart). A rejected config is rolled back.
+    async fn reload(&self, conf: &str, why: &str) -> Result<()> {
+        let lb = self.names().balancer();
+        match self.engine.inspect(&lb).await? {
+            Some(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {}
+            _ => return Ok(()), // no balancer yet: it is created with the final config
+        }
+        let previous = self.engine.read_file(&lb, "/etc/nginx/nginx.conf").await?;
+        self.engine.upload(&lb, self.nginx_tar(conf)?).await?;
+        let (code, out) = self
+            .engine
+            .exec(&lb, &["nginx", "-t", "-q"], Some(names::NGINX_USER), &[])
+            .await?;
+        if code != 0 {
+            if let Some(prev) = previous {
+                let prev = String::from_utf8_lossy(&prev).into_owned();
+                self.engine.upload(&lb, self.nginx_tar(&prev)?).await?;
+            }
+            return Err(ApplyError::BadConfig(out));
+        }
+        self.engine
+            .exec_ok(&lb, &["nginx", "-s", "reload"], Some(names::NGINX_USER))
+            .await?;
+        self.progress.step(format!("{lb}: nginx reloaded ({why})"));
+        Ok(())
+    }
+
+    fn conf_for(&self, upstream: &[String]) -> Result<String> {
+        if upstream == self.canonical_upstream() {
+            return Ok(self.desired.nginx_conf.clone());
+        }
+        Ok(self.templates.nginx(self.spec, upstream)?)
+    }
+
+    fn canonical_upstream(&self) -> Vec<String> {
+        self.desired.nodes().map(|n| n.name.clone()).collect()
+    }
+
+    /// Reads the live max_connections and the connections held by clients other
+    /// than this cluster's nodes, and refuses a peak that would not fit.
+    async fn check_live_budget(&self) -> Result<()> {
+        let n = self.names();
+        let sql = format!(
+            "SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'), \
+             count(*) FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
+             AND application_name NOT LIKE '{c}-app-%' AND application_name <> '{c}-migrate') \
+             FROM pg_stat_activity",
+            c = n.cluster
+        );
+        let env = [format!("PGPASSWORD={}", self.secrets.db_password)];
+        let (code, out) = self
+            .engine
+            .exec(
+                &n.postgres(),
+                &[
+                    "psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    self.spec.database.user.as_str(),
+                    "-d",
+                    self.spec.database.name.as_str(),
+                    "-XAtq",
+                    "-F",
+                    " ",
+                    "-c",
+                    &sql,
+                ],
+                None,
+                &env,
+            )
+            .await?;
+        if code != 0 {
+            return Err(ApplyError::LiveBudget(format!(
+                "cannot read pg_stat_activity: {}",
+                out.trim()
+            )));
+        }
+        let nums: Vec<u32> = out
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        let [max, reserved, others] = nums[..] else {
+            return Err(ApplyError::LiveBudget(format!("unexpected answer {out:?}")));
+        };
+        let budget = Budget::of(self.spec);
+        let limit = max.saturating_sub(reserved);
+        let need = budget.peak + others;
+        if need > limit {
+            return Err(ApplyError::LiveBudget(format!(
+                "the running PostgreSQL allows {limit} connections ({max} max_connections − {reserved} reserved); \
+                 other clients hold {others}, and the cluster's peak is {}: {need} > {limit}. \
+                 Lower pool_size or close the other connections.",
+                budget.peak
+            )));
+        }
+        self.progress.step(format!(
+            "budget: peak {} + {others} other connection(s) ≤ {limit} on the running database",
+            budget.peak
+        ));
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let n = self.names();
+        let name = n.migrate();
+        let t = Instant::now();
+        self.engine.remove(&name).await?;
+        let c = DesiredContainer {
+            name: name.clone(),
+            role: Role::Migrate,
+            node: None,
+            fingerprint: self
+                .desired
+                .nodes()
+                .next()
+                .map(|d| d.fingerprint.clone())
+                .unwrap_or_default(),
+        };
+        self.create_and_start(&c, &name).await?;
+        let result = self.engine.wait_exit(&name).await;
+        self.engine.remove(&name).await?;
+        result?;
+        self.progress.step(format!(
+            "migrations: done ({:.1}s)",
+            t.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+
+    /// Carries out `plan`. Safe to run again after a failure or an interruption:
+    /// the next plan starts from what is observed then.
+    pub async fn apply(&self, plan: &Plan) -> Result<()> {
+        let n = self.names();
+        let labels = desired::cluster_labels(self.spec);
+        let desired_of = |name: &str| self.desired.get(name).expect("planned from desired");
+
+        // 1. Network and volume.
+        for c in &plan.changes {
+            match c {
+                Change::CreateNetwork { name } => {
+                    self.engine.create_network(name, labels.clone()).await?;
+                    self.progress.step(format!("network {name}: created"));
+                }
+                Change::CreateVolume { name } => {
+                    self.engine.create_volume(name, labels.clone()).await?;
+                    self.progress.step(format!("volume {name}: created"));
+                }
+                _ => {}
+            }
+        }
+
+        // 2. Postgres and Redis, concurrently; then wait until they are healthy.
+        let services: Vec<_> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Create { name, role }
+                | Change::Replace { name, role, .. }
+                | Change::Start { name, role, .. }
+                    if matches!(role, Role::Postgres | Role::Redis) =>
+                {
+                    Some((c, name.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        try_join_all(services.iter().map(|(c, name)| async move {
+            match c {
+                Change::Replace { .. } => {
+                    self.remove(name).await?;
+                    self.bring_up(desired_of(name), name).await
+                }
+                Change::Start { .. } => {
+                    self.engine.start(name).await?;
+                    self.engine
+                        .wait_healthy(name, self.health_timeout())
+                        .await?;
+                    self.progress.step(format!("{name}: started, healthy"));
+                    Ok(())
+                }
+                _ => self.bring_up(desired_of(name), name).await,
+            }
+        }))
+        .await?;
+
+        if plan.touches_nodes() {
+            self.engine
+                .wait_healthy(&n.postgres(), self.health_timeout())
+                .await?;
+            self.check_live_budget().await?;
+        }
+
+        // 3. Leftovers of interrupted runs go first: they may hold names we need.
+        for c in &plan.changes {
+            if let Change::Remove { name, reason, .. } = c {
+                if reason.starts_with("left over") {
+                    self.engine.remove(name).await?;
+                    self.progress.step(format!("{name}: removed ({reason})"));
+                }
+            }
+        }
+
+        // 4. Migrations, once, before any new node takes traffic.
+        if plan.changes.contains(&Change::Migrate) {
+            self.migrate().await?;
+        }
+
+        // 5. New and stopped nodes, concurrently, each health-gated.
+        let mut touched_nodes = false;
+        let starts: Vec<(&String, bool)> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Create {
+                    name,
+                    role: Role::App,
+                } => Some((name, true)),
+                Change::Start {
+                    name,
+                    role: Role::App,
+                    ..
+                } => Some((name, false)),
+                _ => None,
+            })
+            .collect();
+        try_join_all(starts.iter().map(|(name, create)| async move {
+            if *create {
+                self.bring_up(desired_of(name), name).await
+            } else {
+                self.engine.start(name).await?;
+                self.engine
+                    .wait_healthy(name, self.health_timeout())
+                    .await?;
+                self.progress.step(format!("{name}: started, healthy"));
+                Ok(())
+            }
+        }))
+        .await?;
+        if plan.changes.iter().any(|c| {
+            matches!(
+                c,
+                Change::Create {
+                    role: Role::App,
+                    ..
+                } | Change::Start {
+                    role: Role::App,
+                    ..
+                }
+            )
+        }) {
+            touched_nodes = true;
+        }
+
+        // What the balancer sends traffic to while we work: every node that exists.
+        let surplus: Vec<String> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Remove {
+                    name,
+                    role: Role::App,
+                    reason,
+                } if !reason.starts_with("left over") => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut upstream: Vec<String> = self.canonical_upstream();
+        upstream.extend(surplus.iter().cloned());
+        if touched_nodes {
+            let conf = self.conf_for(&upstream)?;
+            self.reload(&conf, "new nodes in the upstream").await?;
+        }
+
+        // 6. Rolling replacement, max_surge nodes at a time.
+        let rolls: Vec<(&String, &String)> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Roll { name, reason, .. } => Some((name, reason)),
+                _ => None,
+            })
+            .collect();
+        let drain = Duration::from_secs(self.spec.rollout.drain_seconds as u64);
+        for batch in rolls.chunks(self.spec.rollout.max_surge.max(1) as usize) {
+            let nexts: Vec<(String, String)> = batch
+                .iter()
+                .map(|(name, _)| {
+                    let i = desired_of(name).node.unwrap_or_default();
+                    ((*name).clone(), n.node_next(i))
+                })
+                .collect();
+            for ((name, reason), (_, next)) in batch.iter().zip(&nexts) {
+                self.progress
+                    .step(format!("{name}: rolling ({reason}) via {next}"));
+            }
+            try_join_all(
+                nexts
+                    .iter()
+                    .map(|(name, next)| self.bring_up(desired_of(name), next)),
+            )
+            .await?;
+            // Traffic moves to the new containers; the old ones leave the upstream.
+            for (name, next) in &nexts {
+                if let Some(slot) = upstream.iter_mut().find(|u| *u == name) {
+                    *slot = next.clone();
+                }
+            }
+            self.reload(&self.conf_for(&upstream)?, "traffic to the new nodes")
+                .await?;
+            tokio::time::sleep(drain).await;
+            try_join_all(nexts.iter().map(|(name, _)| self.remove(name))).await?;
+            for (name, next) in &nexts {
+                self.engine.rename(next, name).await?;
+                if let Some(slot) = upstream.iter_mut().find(|u| *u == next) {
+                    *slot = name.clone();
+                }
+                self.progress.step(format!("{name}: replaced"));
+            }
+            self.reload(
+                &self.conf_for(&upstream)?,
+                "nodes back under their own names",
+            )
+            .await?;
+        }
+
+        // 7. Scale down: out of the upstream, drain, SIGTERM with a grace period.
+        if !surplus.is_empty() {
+            upstream.retain(|u| !surplus.contains(u));
+            self.reload(
+                &self.conf_for(&upstream)?,
+                &format!("upstream - {}", surplus.join(", ")),
+            )
+            .await?;
+            tokio::time::sleep(drain).await;
+            try_join_all(surplus.iter().map(|name| async move {
+                self.remove(name).await?;
+                self.progress
+                    .step(format!("{name}: drained, stopped, removed"));
+                Ok::<_, ApplyError>(())
+            }))
+            .await?;
+        }
+        for c in &plan.changes {
+            if let Change::Remove { name, role, reason } = c {
+                if *role != Role::App && !reason.starts_with("left over") {
+                    self.remove(name).await?;
+                    self.progress.step(format!("{name}: removed ({reason})"));
+                }
+            }
+        }
+
+        // 8. The balancer: created/replaced with the final config, or reloaded.
+        for c in &plan.changes {
+            match c {
+                Change::Create {
+                    name,
+                    role: Role::Balancer,
+                } => {
+                    self.bring_up(desired_of(name), name).await?;
+                }
+                Change::Replace {
+                    name,
+                    role: Role::Balancer,
+                    reason,
+                } => {
+                    self.progress.step(format!(
+                        "{name}: replacing ({reason}); the port is briefly closed"
+                    ));
+                    self.remove(name).await?;
+                    self.bring_up(desired_of(name), name).await?;
+                }
+                Change::Start {
+                    name,
+                    role: Role::Balancer,
+                    ..
+                } => {
+                    self.engine.start(name).await?;
+                    self.engine
+                        .wait_healthy(name, self.health_timeout())
+                        .await?;
+                    self.progress.step(format!("{name}: started, healthy"));
+                }
+                _ => {}
+            }
+        }
+        let running = self
+            .engine
+            .read_file(&n.balancer(), "/etc/nginx/nginx.conf")
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if running.as_deref() != Some(self.desired.nginx_conf.as_str()) {
+            self.reload(&self.desired.nginx_conf, "config changed")
+                .await?;
+        }
+        Ok(())
+    }
+}
