@@ -343,7 +343,7 @@ async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metric
     let mut rounds = 0u64;
     loop {
         ticks.tick().await;
-        rounds += 1;
+        rounds = (rounds + 1) % 60;
         match queue::rescue(&pool).await {
             Ok(0) => {}
             Ok(count) => {
@@ -353,7 +353,7 @@ async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metric
             Err(error) => tracing::warn!(error = %error, "failed to rescue jobs"),
         }
         metrics.upkeep();
-        if rounds % 60 == 0 {
+        if rounds == 0 {
             if let Err(error) = crate::rate_limit::prune_postgres(&pool).await {
                 tracing::warn!(error = %error, "failed to prune login failures");
             }

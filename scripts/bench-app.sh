@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Benchmarks the app node on this machine, side by side in one run (loopback only, bounded):
+#   1. GET /api/health of one node vs a bare axum hello-world (target >= 0.8x)
+#   2. GET /api/auth/me req/s
+#   3. logins/s vs the raw argon2id hash rate on the same cores (target >= 0.9x)
+#   4. /api/health p99 while a login storm runs (target < 10 ms)
+#   5. jobs completed per second with 1 and 2 nodes (target >= 2,000/s)
+# Needs: wrk, curl, psql and PostgreSQL 15 server binaries (Debian: wrk curl postgresql).
+# Usage: scripts/bench-app.sh   (DURATION=8 seconds per wrk run, JOBS=20000 by default)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-8}"
+JOBS="${JOBS:-20000}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+PG_BIN="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)}"
+
+for tool in wrk curl psql "$PG_BIN/initdb"; do
+    command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 1; }
+done
+
+echo "building (release)..." >&2
+cargo build --release -q -p app --bin app --example bare --example argon2_rate
+APP="$TARGET/release/app"
+BARE="$TARGET/release/examples/bare"
+ARGON2_RATE="$TARGET/release/examples/argon2_rate"
+
+WORK="$(mktemp -d /tmp/bench-app.XXXXXX)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -f "$WORK/pg/postmaster.pid" ]]; then
+        kill -INT "$(head -1 "$WORK/pg/postmaster.pid")" 2>/dev/null || true
+        sleep 1
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# --- a throwaway PostgreSQL -------------------------------------------------------------------
+AS_PG=()
+if [[ "$(id -u)" == 0 ]]; then
+    id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$WORK"
+    AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups)
+fi
+PG_PORT="$(free_port)"
+"${AS_PG[@]}" "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+# synchronous_commit=off: the figures measure the app, not this machine's disk flushes.
+"${AS_PG[@]}" "$PG_BIN/postgres" -D "$WORK/pg" -k "$WORK" -p "$PG_PORT" \
+    -c listen_addresses=127.0.0.1 -c max_connections=200 -c synchronous_commit=off \
+    >"$WORK/postgres.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.1; done
+DB="postgres://postgres@127.0.0.1:$PG_PORT/bench"
+psql -q "postgres://postgres@127.0.0.1:$PG_PORT/postgres" -c "CREATE DATABASE bench"
+psql_q() { psql -qtA "$DB" -c "$1"; }
+
+export DATABASE_URL="$DB" LOG_FORMAT=json RUST_LOG=warn DATABASE_POOL_SIZE=10
+export JWT_SECRET="bench-signing-key-bench-signing-key-0123"
+NODE_NAME=bench-migrate "$APP" migrate
+
+start_node() { # name port
+    NODE_NAME="$1" PORT="$2" "$APP" serve >"$WORK/$1.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        curl -fsS "http://127.0.0.1:$2/api/ready" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "error: node $1 did not become ready" >&2; cat "$WORK/$1.log" >&2; exit 1
+}
+stop_node() { # pid
+    kill -TERM "$1"; wait "$1" 2>/dev/null || true
+}
+
+rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p'; }
+p99() { sed -n 's/^ *99% *\([0-9.]*[a-z]*\)$/\1/p'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+int() { printf '%.0f' "$1"; }
+
+P_BARE="$(free_port)"; P1="$(free_port)"; P2="$(free_port)"
+PORT="$P_BARE" "$BARE" & PIDS+=($!)
+start_node bench-app-1 "$P1"
+NODE1_PID="${PIDS[-1]}"
+
+echo "machine: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), wrk -t2 -c32 -d${DURATION}s on loopback"
+
+# 1. health vs bare ------------------------------------------------------------------------------
+wrk -t2 -c32 -d2s "http://127.0.0.1:$P_BARE/" >/dev/null   # warm-up
+BARE_RPS="$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P_BARE/" | rps)"
+HEALTH_RPS="$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P1/api/health" | rps)"
+echo "bare axum hello-world:     $(int "$BARE_RPS") req/s"
+echo "GET /api/health (1 node):  $(int "$HEALTH_RPS") req/s  = $(ratio "$HEALTH_RPS" "$BARE_RPS")x bare (target >= 0.8x)"
+
+# 2. /api/auth/me ------------------------------------------------------------------------------
+PASSWORD="bench password 1"
+curl -fsS -o /dev/null -H 'content-type: application/json' "http://127.0.0.1:$P1/api/users" \
+    -d "{\"email\":\"bench@example.com\",\"full_name\":\"Bench\",\"password\":\"$PASSWORD\",\"password_confirmation\":\"$PASSWORD\"}"
+TOKEN="$(curl -fsS -H 'content-type: application/json' "http://127.0.0.1:$P1/api/auth/login" \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')"
+ME_RPS="$(wrk -t2 -c32 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P1/api/auth/me" | rps)"
+echo "GET /api/auth/me:          $(int "$ME_RPS") req/s"
+
+# 3. logins vs raw argon2 ----------------------------------------------------------------------
+cat >"$WORK/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"email":"bench@example.com","password":"$PASSWORD"}'
+LUA
+RAW_RATE="$(BENCH_SECONDS="$DURATION" "$ARGON2_RATE")"
+LOGIN_RPS="$(wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/login.lua" "http://127.0.0.1:$P1/api/auth/login" | rps)"
+echo "raw argon2id (m=19456,t=2,p=1) on $(nproc) threads: $RAW_RATE hashes/s"
+echo "POST /api/auth/login:      $LOGIN_RPS logins/s = $(ratio "$LOGIN_RPS" "$RAW_RATE")x raw (target >= 0.9x)"
+
+# 4. health p99 under a login storm ------------------------------------------------------------
+wrk -t1 -c32 -d"$((DURATION + 2))s" -s "$WORK/login.lua" "http://127.0.0.1:$P1/api/auth/login" >/dev/null &
+STORM=$!
+sleep 1
+HEALTH_P99="$(wrk -t1 -c4 -d"${DURATION}s" --latency "http://127.0.0.1:$P1/api/health" | p99)"
+wait "$STORM" || true
+echo "/api/health p99 during a login storm: $HEALTH_P99 (target < 10ms)"
+
+# 5. jobs per second ---------------------------------------------------------------------------
+jobs_run() { # label
+    psql_q "DELETE FROM jobs" >/dev/null
+    local start end done=0
+    start="$(date +%s.%N)"
+    psql_q "INSERT INTO jobs (kind, args) SELECT 'noop', '{}' FROM generate_series(1, $JOBS)" >/dev/null
+    for _ in $(seq 600); do
+        done="$(psql_q "SELECT count(*) FROM jobs WHERE state = 'completed'")"
+        [[ "$done" -ge "$JOBS" ]] && break
+        sleep 0.05
+    done
+    end="$(date +%s.%N)"
+    local rate
+    rate="$(awk -v n="$done" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / (e - s) }')"
+    echo "jobs ($1): $done noop jobs in $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s = $rate jobs/s (target >= 2000/s)"
+    psql_q "SELECT node, count(*) FROM jobs GROUP BY node ORDER BY node" | sed 's/^/    /'
+}
+jobs_run "1 node, JOB_WORKERS=4"
+start_node bench-app-2 "$P2"
+jobs_run "2 nodes, JOB_WORKERS=4 each"
+stop_node "$NODE1_PID"
