@@ -353,13 +353,16 @@ impl Applier<'_> {
             self.check_live_budget().await?;
         }
 
-        // 3. Leftovers of interrupted runs go first: they may hold names we need.
+        // 3. A migration left over by an interrupted run goes first.
         for c in &plan.changes {
-            if let Change::Remove { name, reason, .. } = c {
-                if reason.starts_with("left over") {
-                    self.engine.remove(name).await?;
-                    self.progress.step(format!("{name}: removed ({reason})"));
-                }
+            if let Change::Remove {
+                name,
+                role: Role::Migrate,
+                reason,
+            } = c
+            {
+                self.engine.remove(name).await?;
+                self.progress.step(format!("{name}: removed ({reason})"));
             }
         }
 
@@ -369,7 +372,6 @@ impl Applier<'_> {
         }
 
         // 5. New and stopped nodes, concurrently, each health-gated.
-        let mut touched_nodes = false;
         let starts: Vec<(&String, bool)> = plan
             .changes
             .iter()
@@ -399,22 +401,9 @@ impl Applier<'_> {
             }
         }))
         .await?;
-        if plan.changes.iter().any(|c| {
-            matches!(
-                c,
-                Change::Create {
-                    role: Role::App,
-                    ..
-                } | Change::Start {
-                    role: Role::App,
-                    ..
-                }
-            )
-        }) {
-            touched_nodes = true;
-        }
 
-        // What the balancer sends traffic to while we work: every node that exists.
+        // nginx resolves node names when it loads its config: a node that was
+        // created or restarted (new address) needs a reload to get traffic.
         let surplus: Vec<String> = plan
             .changes
             .iter()
@@ -422,19 +411,22 @@ impl Applier<'_> {
                 Change::Remove {
                     name,
                     role: Role::App,
-                    reason,
-                } if !reason.starts_with("left over") => Some(name.clone()),
+                    ..
+                } => Some(name.clone()),
                 _ => None,
             })
             .collect();
         let mut upstream: Vec<String> = self.canonical_upstream();
-        upstream.extend(surplus.iter().cloned());
-        if touched_nodes {
+        upstream.extend(surplus.iter().filter(|s| !s.ends_with("-old")).cloned());
+        if !starts.is_empty() {
             let conf = self.conf_for(&upstream)?;
             self.reload(&conf, "new nodes in the upstream").await?;
         }
 
-        // 6. Rolling replacement, max_surge nodes at a time.
+        // 6. Rolling replacement, max_surge nodes at a time. The old container
+        // steps aside under `-old`, the new one takes the node's name and passes
+        // its health check, one nginx reload moves traffic (the config text does
+        // not change), then the old one drains and stops.
         let rolls: Vec<(&String, &String)> = plan
             .changes
             .iter()
@@ -445,55 +437,61 @@ impl Applier<'_> {
             .collect();
         let drain = Duration::from_secs(self.spec.rollout.drain_seconds as u64);
         for batch in rolls.chunks(self.spec.rollout.max_surge.max(1) as usize) {
-            let nexts: Vec<(String, String)> = batch
+            let olds: Vec<(String, String)> = batch
                 .iter()
                 .map(|(name, _)| {
                     let i = desired_of(name).node.unwrap_or_default();
-                    ((*name).clone(), n.node_next(i))
+                    ((*name).clone(), n.node_old(i))
                 })
                 .collect();
-            for ((name, reason), (_, next)) in batch.iter().zip(&nexts) {
-                self.progress
-                    .step(format!("{name}: rolling ({reason}) via {next}"));
+            for ((name, reason), (_, old)) in batch.iter().zip(&olds) {
+                self.engine.rename(name, old).await?;
+                self.progress.step(format!(
+                    "{name}: rolling ({reason}); old container is now {old}"
+                ));
             }
-            try_join_all(
-                nexts
-                    .iter()
-                    .map(|(name, next)| self.bring_up(desired_of(name), next)),
+            let up = try_join_all(
+                olds.iter()
+                    .map(|(name, _)| self.bring_up(desired_of(name), name)),
             )
-            .await?;
-            // Traffic moves to the new containers; the old ones leave the upstream.
-            for (name, next) in &nexts {
-                if let Some(slot) = upstream.iter_mut().find(|u| *u == name) {
-                    *slot = next.clone();
+            .await;
+            if let Err(e) = up {
+                // Put the old nodes back; nginx never stopped sending them traffic.
+                for (name, old) in &olds {
+                    let _ = self.engine.remove(name).await;
+                    let _ = self.engine.rename(old, name).await;
                 }
+                self.progress
+                    .step("rollout stopped: the old nodes keep serving");
+                return Err(e);
             }
             self.reload(&self.conf_for(&upstream)?, "traffic to the new nodes")
                 .await?;
             tokio::time::sleep(drain).await;
-            try_join_all(nexts.iter().map(|(name, _)| self.remove(name))).await?;
-            for (name, next) in &nexts {
-                self.engine.rename(next, name).await?;
-                if let Some(slot) = upstream.iter_mut().find(|u| *u == next) {
-                    *slot = name.clone();
-                }
-                self.progress.step(format!("{name}: replaced"));
-            }
-            self.reload(
-                &self.conf_for(&upstream)?,
-                "nodes back under their own names",
-            )
+            try_join_all(olds.iter().map(|(name, old)| async move {
+                self.remove(old).await?;
+                self.progress
+                    .step(format!("{name}: replaced; {old} drained, stopped, removed"));
+                Ok::<_, ApplyError>(())
+            }))
             .await?;
         }
 
-        // 7. Scale down: out of the upstream, drain, SIGTERM with a grace period.
+        // 7. Scale down (and leftovers): out of the upstream, drain, SIGTERM with a grace period.
         if !surplus.is_empty() {
             upstream.retain(|u| !surplus.contains(u));
-            self.reload(
-                &self.conf_for(&upstream)?,
-                &format!("upstream - {}", surplus.join(", ")),
-            )
-            .await?;
+            let gone: Vec<&str> = surplus
+                .iter()
+                .filter(|s| !s.ends_with("-old"))
+                .map(String::as_str)
+                .collect();
+            if !gone.is_empty() {
+                self.reload(
+                    &self.conf_for(&upstream)?,
+                    &format!("upstream - {}", gone.join(", ")),
+                )
+                .await?;
+            }
             tokio::time::sleep(drain).await;
             try_join_all(surplus.iter().map(|name| async move {
                 self.remove(name).await?;
@@ -505,7 +503,7 @@ impl Applier<'_> {
         }
         for c in &plan.changes {
             if let Change::Remove { name, role, reason } = c {
-                if *role != Role::App && !reason.starts_with("left over") {
+                if !matches!(role, Role::App | Role::Migrate) {
                     self.remove(name).await?;
                     self.progress.step(format!("{name}: removed ({reason})"));
                 }

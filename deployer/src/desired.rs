@@ -358,7 +358,7 @@ pub fn create_body(
             let port_bindings = c
                 .fingerprint
                 .get("host_port")
-                .filter(|_| c.role == Role::App && !name.ends_with("-next"))
+                .filter(|_| c.role == Role::App)
                 .map(|p| {
                     HashMap::from([(
                         format!("{}/tcp", spec.app.port),

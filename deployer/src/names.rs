@@ -51,8 +51,9 @@ impl Names {
     pub fn node(&self, i: u32) -> String {
         format!("{}-app-{i}", self.cluster)
     }
-    /// The temporary name of node `i`'s replacement during a rolling update.
-    pub fn node_next(&self, i: u32) -> String {
-        format!("{}-app-{i}-next", self.cluster)
+    /// The name node `i`'s old container takes during a rolling update, so its
+    /// replacement can take the node's own name (and nginx's config never changes).
+    pub fn node_old(&self, i: u32) -> String {
+        format!("{}-app-{i}-old", self.cluster)
     }
 }

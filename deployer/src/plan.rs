@@ -229,7 +229,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             continue;
         }
         let reason = match o.role {
-            Role::App if o.name.ends_with("-next") => "left over from an interrupted rollout",
+            Role::App if o.name.ends_with("-old") => "left over from an interrupted rollout",
             Role::App => "scaled down",
             Role::Migrate => "left over from an interrupted migration",
             Role::Redis => "redis disabled",

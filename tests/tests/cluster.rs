@@ -1,0 +1,309 @@
+//! The deployer against the real Docker engine: apply, drift, scaling, rolling
+//! updates under load, budget refusal, locking and destroy.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deployer::cli::Outcome;
+use deployer::plan::Change;
+use e2e::{serial, wait_for, Cluster};
+use serde_json::{json, Value};
+
+/// GET /api/health through the balancer `n` times; the node names seen.
+fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
+    c.rt.block_on(async {
+        let client = c.client();
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let r = client.get(c.url("/api/health")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            seen.push(v["node"].as_str().unwrap().to_string());
+        }
+        seen
+    })
+}
+
+/// A bounded client loop in the background: GET /api/health until stopped (at
+/// most 60 s), counting successes and failures (errors or non-200s).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(c: &Cluster, concurrency: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let url = c.url("/api/health");
+        let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+        let handle = std::thread::spawn(move || {
+            let rt = e2e::runtime();
+            rt.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                let workers = (0..concurrency).map(|_| {
+                    let (client, url, s, o, f, e) = (
+                        client.clone(),
+                        url.clone(),
+                        s.clone(),
+                        o.clone(),
+                        f.clone(),
+                        e.clone(),
+                    );
+                    async move {
+                        while !s.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                            match client.get(&url).send().await {
+                                Ok(r) if r.status() == 200 => {
+                                    o.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Ok(r) => {
+                                    f.fetch_add(1, Ordering::Relaxed);
+                                    e.lock().unwrap().push(format!("status {}", r.status()));
+                                }
+                                Err(err) => {
+                                    f.fetch_add(1, Ordering::Relaxed);
+                                    e.lock().unwrap().push(err.to_string());
+                                }
+                            }
+                        }
+                    }
+                });
+                futures_util::future::join_all(workers).await;
+            });
+        });
+        Load {
+            stop,
+            ok,
+            failed,
+            errors,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the loop; (succeeded, failed, first errors).
+    fn finish(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap();
+        let errors = self
+            .errors
+            .lock()
+            .unwrap()
+            .iter()
+            .take(5)
+            .cloned()
+            .collect();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+#[test]
+fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
+    let _serial = serial();
+    let c = Cluster::new("life");
+
+    // Apply 3 nodes from nothing.
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    assert!(
+        c.plan().is_empty(),
+        "a plan right after apply is empty: {}",
+        c.plan()
+    );
+
+    // The balancer on 127.0.0.1 reaches all 3 nodes.
+    let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
+    let want: BTreeSet<String> = (1..=3).map(|i| format!("{}-app-{i}", c.name)).collect();
+    assert_eq!(seen, want);
+
+    // The config nginx runs is byte for byte generated/nginx.conf.
+    let generated = std::fs::read_to_string(c.dir.path().join("generated/nginx.conf")).unwrap();
+    assert_eq!(c.observe().nginx_conf.as_deref(), Some(generated.as_str()));
+
+    // Stateless auth: a user signs up, logs in, and /me works 20 times on any node.
+    c.rt.block_on(async {
+        let client = c.client();
+        let r = client
+            .post(c.url("/api/users"))
+            .json(&json!({"email": "ada@example.com", "full_name": "Ada", "password": "correct horse", "password_confirmation": "correct horse"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        let r = client
+            .post(c.url("/api/auth/login"))
+            .json(&json!({"email": "ada@example.com", "password": "correct horse"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let token = r.json::<Value>().await.unwrap()["data"]["access_token"].as_str().unwrap().to_string();
+        for _ in 0..20 {
+            let r = client.get(c.url("/api/auth/me")).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.json::<Value>().await.unwrap()["data"]["email"], "ada@example.com");
+        }
+    });
+
+    // Drift: a node stopped by hand shows in the plan; traffic keeps flowing; apply heals it.
+    let node2 = format!("{}-app-2", c.name);
+    let out = std::process::Command::new("docker")
+        .args(["stop", "-t", "5", &node2])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let plan = c.plan();
+    assert_eq!(
+        plan.changes,
+        vec![
+            Change::Migrate,
+            Change::Start {
+                name: node2.clone(),
+                role: deployer::desired::Role::App,
+                reason: "stopped outside the deployer".into()
+            }
+        ],
+        "{plan}"
+    );
+    let seen = nodes_seen(&c, 10);
+    assert!(!seen.contains(&node2));
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    assert!(c.plan().is_empty());
+    wait_for("node 2 to serve again", Duration::from_secs(20), || {
+        nodes_seen(&c, 6).contains(&node2).then_some(())
+    });
+
+    // An over-budget edit is refused and nothing on the engine changes.
+    let before = c.container_ids();
+    let status_before: Vec<bool> = c.observe().containers.iter().map(|o| o.running).collect();
+    c.write(|t| t.replace("pool_size = 10 ", "pool_size = 40 "));
+    let outcome = c.apply().unwrap();
+    assert_eq!(outcome, Outcome::Failed);
+    assert_eq!(c.container_ids(), before);
+    assert_eq!(
+        c.observe()
+            .containers
+            .iter()
+            .map(|o| o.running)
+            .collect::<Vec<_>>(),
+        status_before
+    );
+    c.write(|t| t);
+
+    // destroy --volumes leaves no container, network or volume.
+    c.destroy();
+    let o = c.observe();
+    assert!(o.containers.is_empty() && !o.network && !o.volume, "{o:?}");
+}
+
+#[test]
+fn scaling_touches_only_the_affected_nodes_and_rollouts_lose_no_request() {
+    let _serial = serial();
+    let c = Cluster::new("scale");
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    let three = c.container_ids();
+
+    // 3 → 5: the three nodes (and everything else) keep their containers.
+    c.write(|t| t.replace("nodes = 3 ", "nodes = 5 "));
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    let five = c.container_ids();
+    for (name, id) in &three {
+        assert_eq!(
+            five.iter().find(|(n, _)| n == name).map(|(_, i)| i),
+            Some(id),
+            "{name} was recreated"
+        );
+    }
+    let added: Vec<&String> = five
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| !three.iter().any(|(m, _)| m == *n))
+        .collect();
+    assert_eq!(
+        added,
+        [&format!("{}-app-4", c.name), &format!("{}-app-5", c.name)]
+    );
+    let seen: BTreeSet<String> = nodes_seen(&c, 20).into_iter().collect();
+    assert_eq!(seen.len(), 5);
+
+    // 5 → 2: nodes 3, 4, 5 go; nothing else is touched.
+    c.write(|t| t.replace("nodes = 3 ", "nodes = 2 "));
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    let two = c.container_ids();
+    let expected: Vec<(String, String)> = five
+        .iter()
+        .filter(|(n, _)| !(3..=5).any(|i| *n == format!("{}-app-{i}", c.name)))
+        .cloned()
+        .collect();
+    assert_eq!(two, expected);
+    assert!(c.plan().is_empty());
+
+    // A changed env rolls both nodes while a client loop runs: no request fails.
+    let load = Load::start(&c, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    c.write(|t| {
+        t.replace("nodes = 3 ", "nodes = 2 ")
+            .replace("RUST_LOG = \"info\"", "RUST_LOG = \"info,app=debug\"")
+    });
+    let plan = c.plan();
+    assert_eq!(
+        plan.count(|ch| matches!(ch, Change::Roll { .. })),
+        2,
+        "{plan}"
+    );
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failed, errors) = load.finish();
+    assert!(ok > 100, "the load loop ran only {ok} requests");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed during the rollout: {errors:?}",
+        ok + failed
+    );
+    let after = c.container_ids();
+    for i in 1..=2 {
+        let name = format!("{}-app-{i}", c.name);
+        let old = two.iter().find(|(n, _)| *n == name).unwrap();
+        let new = after.iter().find(|(n, _)| *n == name).unwrap();
+        assert_ne!(old.1, new.1, "{name} was not replaced");
+    }
+    assert!(c.plan().is_empty());
+}
+
+#[test]
+fn a_second_apply_while_one_runs_is_refused() {
+    let _serial = serial();
+    let c = Cluster::new("lock");
+    // Hold the cluster's lock as a running apply does.
+    let lock_path = c.dir.path().join(format!(".deployer/{}.lock", c.name));
+    std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    f.lock().unwrap();
+    let err = c.apply().unwrap_err();
+    assert!(
+        format!("{err:#}").contains("another deployer apply or destroy is running"),
+        "{err:#}"
+    );
+    assert!(c.observe().containers.is_empty());
+    f.unlock().unwrap();
+}
