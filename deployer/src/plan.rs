@@ -150,7 +150,7 @@ pub fn reason(old: &Fingerprint, new: &Fingerprint) -> String {
     for k in keys {
         let short = |v: Option<&String>| match v {
             None => "unset".to_string(),
-            Some(v) if v.starts_with("sha256:") => v[..19].to_string(),
+            Some(v) if v.starts_with("sha256:") => v.get(..19).unwrap_or(v).to_string(),
             Some(v) if v.len() > 40 => format!("{}…", &v[..40]),
             Some(v) => v.clone(),
         };
@@ -305,11 +305,284 @@ fn conf_reason(old: Option<&str>, new: &str) -> String {
         parts.push(format!("upstream - {}", removed.join(", ")));
     }
     if parts.is_empty() {
-        let n = similar::TextDiff::from_lines(old, new)
-            .iter_all_changes()
-            .filter(|c| c.tag() != similar::ChangeTag::Equal)
-            .count();
-        parts.push(format!("{n} changed line(s)"));
+        let diff = similar::TextDiff::from_lines(old, new);
+        let count = |tag| diff.iter_all_changes().filter(|c| c.tag() == tag).count();
+        parts.push(format!(
+            "config +{} -{} lines",
+            count(similar::ChangeTag::Insert),
+            count(similar::ChangeTag::Delete)
+        ));
     }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::desired::{desired, Images};
+    use crate::observe::ObservedContainer;
+
+    fn spec(extra: &str) -> crate::config::ClusterSpec {
+        let src = format!("[cluster]\nname = \"t\"\n{extra}");
+        config::parse(std::path::Path::new("cluster.toml"), src.as_bytes())
+            .unwrap()
+            .spec
+    }
+
+    fn images() -> Images {
+        Images {
+            app: "sha256:app1".into(),
+            postgres: "sha256:pg".into(),
+            redis: Some("sha256:redis".into()),
+            balancer: "sha256:nginx".into(),
+        }
+    }
+
+    fn want(extra: &str) -> Desired {
+        want_with(extra, images())
+    }
+
+    fn want_with(extra: &str, images: Images) -> Desired {
+        let s = spec(extra);
+        desired(&s, &images, format!("conf with {} nodes", s.app.nodes))
+    }
+
+    /// What the engine would show after `d` was applied.
+    fn converged(d: &Desired) -> Observed {
+        Observed {
+            network: true,
+            volume: true,
+            containers: d
+                .containers
+                .iter()
+                .map(|c| ObservedContainer {
+                    id: format!("id-{}", c.name),
+                    name: c.name.clone(),
+                    role: c.role,
+                    node: c.node,
+                    running: true,
+                    health: Some("healthy".into()),
+                    hash: c.hash(),
+                    fingerprint: c.fingerprint.clone(),
+                    image: String::new(),
+                    status: "Up".into(),
+                })
+                .collect(),
+            nginx_conf: Some(d.nginx_conf.clone()),
+        }
+    }
+
+    fn lines(p: &Plan) -> Vec<String> {
+        p.changes.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn from_nothing_everything_is_created_in_dependency_order() {
+        let p = plan(&want(""), &Observed::default());
+        assert_eq!(
+            lines(&p),
+            [
+                "  + network t-net",
+                "  + volume t-pgdata",
+                "  + postgres t-postgres",
+                "  > migrations: run `app migrate` once",
+                "  + app t-app-1",
+                "  + app t-app-2",
+                "  + app t-app-3",
+                "  + balancer t-lb",
+            ]
+        );
+        assert_eq!(
+            p.summary(),
+            "Plan: 7 to add, 0 to change, 0 to replace, 0 to destroy."
+        );
+    }
+
+    #[test]
+    fn a_converged_cluster_has_an_empty_plan() {
+        for extra in [
+            "",
+            "[app]\nnodes = 5\n",
+            "[redis]\nenabled = true\n",
+            "[app.env]\nA = \"1\"\n",
+        ] {
+            let d = want(extra);
+            let p = plan(&d, &converged(&d));
+            assert!(p.is_empty(), "{extra}: {p}");
+        }
+    }
+
+    #[test]
+    fn table_of_changes() {
+        struct Case {
+            name: &'static str,
+            before: &'static str,
+            after: &'static str,
+            edit: fn(&mut Observed),
+            expect: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "scale up",
+                before: "",
+                after: "[app]\nnodes = 5\n",
+                edit: |_| {},
+                expect: &[
+                    "  > migrations: run `app migrate` once",
+                    "  + app t-app-4",
+                    "  + app t-app-5",
+                    "  ~ balancer t-lb: reload nginx (config +1 -1 lines)",
+                ],
+            },
+            Case {
+                name: "scale down",
+                before: "[app]\nnodes = 5\n",
+                after: "",
+                edit: |_| {},
+                expect: &[
+                    "  - app t-app-4: remove (scaled down)",
+                    "  - app t-app-5: remove (scaled down)",
+                    "  ~ balancer t-lb: reload nginx (config +1 -1 lines)",
+                ],
+            },
+            Case {
+                name: "env change rolls every node",
+                before: "",
+                after: "[app.env]\nFEATURE = \"on\"\n",
+                edit: |_| {},
+                expect: &[
+                    "  > migrations: run `app migrate` once",
+                    "-/+ app t-app-1: rolling replace (env.FEATURE: unset → on)",
+                    "-/+ app t-app-2: rolling replace (env.FEATURE: unset → on)",
+                    "-/+ app t-app-3: rolling replace (env.FEATURE: unset → on)",
+                ],
+            },
+            Case {
+                name: "max_connections replaces postgres",
+                before: "",
+                after: "[database]\nmax_connections = 200\n",
+                edit: |_| {},
+                expect: &["-/+ postgres t-postgres: replace (max_connections: 100 → 200)"],
+            },
+            Case {
+                name: "a node stopped by hand",
+                before: "",
+                after: "",
+                edit: |o| {
+                    o.containers
+                        .iter_mut()
+                        .find(|c| c.name == "t-app-2")
+                        .unwrap()
+                        .running = false
+                },
+                expect: &[
+                    "  > migrations: run `app migrate` once",
+                    "  ~ app t-app-2: start (stopped outside the deployer)",
+                ],
+            },
+            Case {
+                name: "a node removed by hand",
+                before: "",
+                after: "",
+                edit: |o| o.containers.retain(|c| c.name != "t-app-3"),
+                expect: &["  > migrations: run `app migrate` once", "  + app t-app-3"],
+            },
+            Case {
+                name: "the balancer's config edited by hand",
+                before: "",
+                after: "",
+                edit: |o| o.nginx_conf = Some("something else".into()),
+                expect: &["  ~ balancer t-lb: reload nginx (config +1 -1 lines)"],
+            },
+            Case {
+                name: "the balancer's port changes",
+                before: "",
+                after: "[balancer]\nport = 8000\n",
+                edit: |_| {},
+                expect: &["-/+ balancer t-lb: replace (port: 4000 → 8000)"],
+            },
+            Case {
+                name: "redis turned on",
+                before: "",
+                after: "[redis]\nenabled = true\n",
+                edit: |_| {},
+                expect: &[
+                    "  + redis t-redis",
+                    "  > migrations: run `app migrate` once",
+                    "-/+ app t-app-1: rolling replace (redis: false → true)",
+                    "-/+ app t-app-2: rolling replace (redis: false → true)",
+                    "-/+ app t-app-3: rolling replace (redis: false → true)",
+                ],
+            },
+            Case {
+                name: "leftovers of an interrupted rollout and migration",
+                before: "",
+                after: "",
+                edit: |o| {
+                    let mut old = o
+                        .containers
+                        .iter()
+                        .find(|c| c.name == "t-app-1")
+                        .unwrap()
+                        .clone();
+                    old.name = "t-app-1-old".into();
+                    o.containers.push(old);
+                    let mut m = o.containers[0].clone();
+                    m.name = "t-migrate".into();
+                    m.role = Role::Migrate;
+                    o.containers.push(m);
+                },
+                expect: &[
+                    "  - app t-app-1-old: remove (left over from an interrupted rollout)",
+                    "  - migrate t-migrate: remove (left over from an interrupted migration)",
+                ],
+            },
+            Case {
+                name: "the network and volume removed by hand",
+                before: "",
+                after: "",
+                edit: |o| {
+                    o.network = false;
+                    o.volume = false;
+                },
+                expect: &["  + network t-net", "  + volume t-pgdata"],
+            },
+        ];
+        for case in cases {
+            let mut observed = converged(&want(case.before));
+            (case.edit)(&mut observed);
+            let p = plan(&want(case.after), &observed);
+            assert_eq!(lines(&p), case.expect, "case: {}\n{p}", case.name);
+        }
+    }
+
+    #[test]
+    fn a_rebuilt_image_rolls_the_nodes_and_says_so() {
+        let before = want("");
+        let mut images = images();
+        images.app = "sha256:0123456789abcdef0123".into();
+        let p = plan(&want_with("", images), &converged(&before));
+        assert_eq!(p.count(|c| matches!(c, Change::Roll { .. })), 3);
+        assert!(
+            p.to_string()
+                .contains("image: sha256:app1 → sha256:0123456789a"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn planning_after_the_plan_is_carried_out_is_empty() {
+        // Idempotence: converge, then plan again, from several starting points.
+        for (before, after) in [
+            ("", "[app]\nnodes = 5\n"),
+            ("[app]\nnodes = 5\n", "[app]\nnodes = 1\n"),
+        ] {
+            let mut observed = converged(&want(before));
+            let first = plan(&want(after), &observed);
+            assert!(!first.is_empty());
+            observed = converged(&want(after));
+            assert!(plan(&want(after), &observed).is_empty());
+        }
+    }
 }
