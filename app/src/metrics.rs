@@ -1,7 +1,8 @@
 //! Prometheus metrics: requests by route and status with latency histograms, pool connections in
 //! use and idle, jobs by state and executions by outcome.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -70,6 +71,35 @@ impl Metrics {
     }
 }
 
+/// One time series pair per method, route and status.
+type SeriesKey = (&'static str, &'static str, u16);
+
+struct Series {
+    requests: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+/// Registered handles, so the hot path does no label allocation or registry lookup.
+fn series(key: SeriesKey, record: impl FnOnce(&Series)) {
+    static SERIES: OnceLock<RwLock<HashMap<SeriesKey, Series>>> = OnceLock::new();
+    let cache = SERIES.get_or_init(Default::default);
+    if let Some(series) = cache.read().expect("lock").get(&key) {
+        return record(series);
+    }
+    let (method, route, status) = key;
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let mut cache = cache.write().expect("lock");
+    let series = cache.entry(key).or_insert_with(|| Series {
+        requests: metrics::counter!("http_requests_total", &labels),
+        latency: metrics::histogram!("http_request_duration_seconds", &labels),
+    });
+    record(series);
+}
+
 /// Middleware: counts requests and records their latency by method, route and status.
 pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -77,17 +107,19 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+        .and_then(|path| {
+            crate::routes::ROUTES
+                .iter()
+                .copied()
+                .find(|route| *route == path.as_str())
+        })
+        .unwrap_or("unmatched");
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
     let elapsed = started.elapsed().as_secs_f64();
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    series((method, route, response.status().as_u16()), |series| {
+        series.requests.increment(1);
+        series.latency.record(elapsed);
+    });
     response
 }
 

@@ -33,11 +33,10 @@ pub struct LoginLimiter {
 /// What an attempt may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    Allowed,
+    /// Fewer failures than the limit; `failures` in the current window.
+    Allowed { failures: u32 },
     /// Too many failures in the window; retry after this many seconds.
-    Blocked {
-        retry_after_secs: u64,
-    },
+    Blocked { retry_after_secs: u64 },
 }
 
 impl LoginLimiter {
@@ -94,7 +93,7 @@ impl LoginLimiter {
                     Some((failures, remaining)) => {
                         verdict(i64::from(failures), max, remaining.ceil() as i64)
                     }
-                    None => Verdict::Allowed,
+                    None => Verdict::Allowed { failures: 0 },
                 })
             }
         }
@@ -179,6 +178,8 @@ fn verdict(failures: i64, max: i64, remaining_secs: i64) -> Verdict {
             retry_after_secs: remaining_secs.max(1) as u64,
         }
     } else {
-        Verdict::Allowed
+        Verdict::Allowed {
+            failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
+        }
     }
 }

@@ -83,10 +83,37 @@ impl Passwords {
             .expect("the password semaphore is never closed");
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            lower_thread_priority();
             work()
         })
         .await
         .map_err(PasswordError::Task)
+    }
+}
+
+/// The nice value of threads that ran a hash: above the async workers' 0, so requests such as
+/// `/api/health` preempt hashing at once while hashes still get every idle cycle.
+#[cfg(target_os = "linux")]
+const HASHING_NICE: libc::c_int = 5;
+
+/// Lowers the CPU priority of the current (blocking-pool) thread, once per thread. An
+/// unprivileged process cannot raise it again, so the thread keeps it for later blocking work;
+/// in this app that is almost only password hashing.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::cell::Cell;
+        thread_local!(static LOWERED: Cell<bool> = const { Cell::new(false) });
+        LOWERED.with(|lowered| {
+            if !lowered.get() {
+                // SAFETY: plain syscalls on the calling thread with valid arguments.
+                unsafe {
+                    let tid = libc::gettid() as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, HASHING_NICE);
+                }
+                lowered.set(true);
+            }
+        });
     }
 }
 

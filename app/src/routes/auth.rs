@@ -72,14 +72,17 @@ pub async fn login(
     errors.into_result()?;
 
     let key = LoginLimiter::key(&email, &client);
-    match state.login_limiter.check(&key).await {
-        Ok(Verdict::Allowed) => {}
+    let earlier_failures = match state.login_limiter.check(&key).await {
+        Ok(Verdict::Allowed { failures }) => failures,
         Ok(Verdict::Blocked { retry_after_secs }) => {
             return Err(ApiError::TooManyFailedLogins { retry_after_secs })
         }
         // Fail open: a broken limiter store must not lock everyone out; /api/ready reports it.
-        Err(error) => tracing::warn!(error = format!("{error:#}"), "login rate limit unavailable"),
-    }
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "login rate limit unavailable");
+            0
+        }
+    };
 
     let user: Option<(Uuid, String)> =
         sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
@@ -105,11 +108,13 @@ pub async fn login(
         }
         return Err(ApiError::InvalidCredentials);
     };
-    if let Err(error) = state.login_limiter.reset(&key).await {
-        tracing::warn!(
-            error = format!("{error:#}"),
-            "failed to reset login failures"
-        );
+    if earlier_failures > 0 {
+        if let Err(error) = state.login_limiter.reset(&key).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "failed to reset login failures"
+            );
+        }
     }
     let token = state.tokens.issue(user_id).map_err(ApiError::internal)?;
     Ok(Json(json!({

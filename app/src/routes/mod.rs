@@ -14,6 +14,19 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Every route, as the `route` label of the request metrics.
+pub const ROUTES: [&str; 9] = [
+    "/api/health",
+    "/api/ready",
+    "/api/users",
+    "/api/auth/login",
+    "/api/auth/me",
+    "/api/jobs",
+    "/api/jobs/stats",
+    "/api/jobs/{id}",
+    "/metrics",
+];
+
 pub fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
         .route("/api/health", get(health::health))
