@@ -113,6 +113,16 @@ pub enum Command {
     )]
     Destroy(DestroyArgs),
 
+    /// List the service images cluster.toml names (one per line).
+    #[command(
+        long_about = "Print the PostgreSQL, nginx and (when enabled) Redis image references of \
+            cluster.toml, one per line: what `docker pull` (or scripts/build-images.sh, which \
+            builds compatible images from Debian packages when no registry answers) must provide. \
+            The app image comes from `deployer build`.",
+        after_help = "Examples:\n  deployer images\n  scripts/build-images.sh $(deployer images)"
+    )]
+    Images,
+
     /// Build the app image from this workspace.
     #[command(
         long_about = "Compile the app (`cargo build --release -p app`) and build its image on \
@@ -180,7 +190,21 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => runtime()?.block_on(crate::ops::status_cmd(&cli.file, a.json)),
         Command::Destroy(a) => runtime()?.block_on(crate::ops::destroy_cmd(&cli.file, a)),
         Command::Build => runtime()?.block_on(crate::ops::build_cmd(&cli.file)),
+        Command::Images => images_cmd(&cli.file),
     }
+}
+
+fn images_cmd(file: &Path) -> anyhow::Result<Outcome> {
+    let Some(loaded) = load_or_report(file, false)? else {
+        return Ok(Outcome::Failed);
+    };
+    let spec = &loaded.spec;
+    println!("{}", spec.database.image);
+    println!("{}", spec.balancer.image);
+    if let Some(r) = &spec.redis {
+        println!("{}", r.image);
+    }
+    Ok(Outcome::Ok)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
