@@ -30,7 +30,7 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    async fn create() -> Arc<Self> {
+    pub async fn create() -> Arc<Self> {
         let database = Self::create_empty().await;
         app::db::migrate_with(&database.options)
             .await
