@@ -175,6 +175,8 @@ pub struct JobSettings {
     pub poll_interval: Duration,
     /// Retry backoff: base × 2^(attempt − 1), capped at an hour, with jitter.
     pub backoff_base: Duration,
+    /// How long completed and discarded jobs are kept before they are pruned.
+    pub retention: Duration,
 }
 
 /// Failed-login rate limiting.
@@ -233,6 +235,7 @@ impl Settings {
             lease: Duration::from_secs(positive("JOB_LEASE_SECS", env, 30)?),
             poll_interval: Duration::from_millis(positive("JOB_POLL_INTERVAL_MS", env, 1000)?),
             backoff_base: Duration::from_millis(positive("JOB_BACKOFF_BASE_MS", env, 2000)?),
+            retention: Duration::from_secs(3600 * positive("JOB_RETENTION_HOURS", env, 168)?),
         };
         let owasp = PasswordSettings::owasp();
         let passwords = PasswordSettings {

@@ -287,6 +287,23 @@ pub async fn hand_back(pool: &PgPool, node: &str, ids: &[i64]) -> Result<u64, sq
     Ok(result.rows_affected())
 }
 
+/// Deletes completed and discarded jobs older than `retention`, a batch at a time.
+pub async fn prune(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "DELETE FROM jobs WHERE id IN (
+             SELECT id FROM jobs
+             WHERE state IN ('completed', 'discarded')
+               AND coalesce(completed_at, discarded_at) < now() - make_interval(secs => $1)
+             LIMIT 10000
+             FOR UPDATE SKIP LOCKED
+         )",
+    )
+    .bind(retention.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// Counts jobs by state, for `/metrics`.
 pub async fn count_by_state(pool: &PgPool) -> Result<HashMap<JobState, i64>, sqlx::Error> {
     let rows: Vec<(JobState, i64)> =

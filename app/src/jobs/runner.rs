@@ -334,8 +334,8 @@ async fn heartbeat(pool: PgPool, node: Arc<str>, running: Running, lease: Durati
     }
 }
 
-/// Periodic chores any node may do: rescue jobs with expired leases, prune old rate-limit
-/// counters, keep the metrics histograms drained.
+/// Periodic chores any node may do: rescue jobs with expired leases, prune old jobs and
+/// rate-limit counters, keep the metrics histograms drained.
 async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metrics: Metrics) {
     let period = (settings.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
     let mut ticks = tokio::time::interval(period);
@@ -356,6 +356,11 @@ async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metric
         if rounds == 0 {
             if let Err(error) = crate::rate_limit::prune_postgres(&pool).await {
                 tracing::warn!(error = %error, "failed to prune login failures");
+            }
+            match queue::prune(&pool, settings.retention).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "pruned old jobs"),
+                Err(error) => tracing::warn!(error = %error, "failed to prune old jobs"),
             }
         }
     }

@@ -125,6 +125,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
             lease: Duration::from_secs(2),
             poll_interval: Duration::from_millis(200),
             backoff_base: Duration::from_millis(50),
+            retention: Duration::from_secs(3600),
         },
         passwords: PasswordSettings::insecure_fast(),
         login_limit: LoginLimitSettings {

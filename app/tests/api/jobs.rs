@@ -191,3 +191,27 @@ async fn stats_count_by_state_and_by_node() {
     assert_eq!(by_state["scheduled"], 1);
     assert_eq!(body["data"]["by_node"][app.node.as_str()]["completed"], 4);
 }
+
+#[tokio::test]
+async fn old_finished_jobs_are_pruned_and_others_kept() {
+    let app = spawn_app().await;
+    sqlx::query(
+        "INSERT INTO jobs (kind, state, completed_at, discarded_at) VALUES
+           ('noop', 'completed', now() - interval '2 hours', NULL),
+           ('noop', 'discarded', NULL, now() - interval '2 hours'),
+           ('noop', 'completed', now(), NULL),
+           ('noop', 'scheduled', NULL, NULL)",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let pruned = app::jobs::queue::prune(app.pool(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'noop'")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 2);
+}
