@@ -85,7 +85,6 @@ impl JobRunner {
         let completer = tokio::spawn(complete(
             self.pool.clone(),
             Arc::clone(&self.node),
-            Arc::clone(&running),
             ack_rx,
             self.settings.backoff_base,
             Arc::clone(&wake),
@@ -237,12 +236,10 @@ async fn execute(
 async fn complete(
     pool: PgPool,
     node: Arc<str>,
-    running: Running,
     mut acks: mpsc::UnboundedReceiver<Ack>,
     backoff_base: Duration,
     wake: Arc<Notify>,
 ) {
-    let _ = running;
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while acks.recv_many(&mut batch, ACK_BATCH).await > 0 {
         let mut done = Vec::with_capacity(batch.len());

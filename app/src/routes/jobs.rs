@@ -1,6 +1,6 @@
 //! `POST /api/jobs`, `GET /api/jobs/{id}` and `GET /api/jobs/stats` (all authenticated).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, FieldErrors};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::jobs::{queue, JobKind, NewJob};
 use crate::state::AppState;
 
@@ -99,7 +99,7 @@ pub async fn create(
 pub async fn show(
     _user: CurrentUser,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
     let job = state.queue.get(id).await?.ok_or(ApiError::NotFound)?;

@@ -1,6 +1,6 @@
 //! `POST /api/users` (sign-up) and `GET /api/users` (a page of users, authenticated).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, FieldErrors};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::jobs::{queue, JobKind, NewJob};
 use crate::state::AppState;
 
@@ -154,7 +154,7 @@ const MAX_PAGE: i64 = 100;
 pub async fn list(
     _user: CurrentUser,
     State(state): State<AppState>,
-    Query(query): Query<PageQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let mut errors = FieldErrors::default();
     let limit = match query.limit.as_deref() {
