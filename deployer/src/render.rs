@@ -219,7 +219,8 @@ pub fn app_healthcheck(port: u16) -> String {
     http_probe(port, "/api/ready")
 }
 
-/// Writes each file through a temp file and a rename, so a reader never sees half a file.
+/// Writes each file that changed through a temp file and a rename, so a reader
+/// never sees half a file; unchanged files are left alone.
 pub fn write_all(out: &Path, files: &[Rendered]) -> Result<(), RenderError> {
     std::fs::create_dir_all(out).map_err(|source| RenderError::Write {
         path: out.to_path_buf(),
@@ -227,10 +228,12 @@ pub fn write_all(out: &Path, files: &[Rendered]) -> Result<(), RenderError> {
     })?;
     for f in files {
         let path = out.join(f.name);
+        if std::fs::read_to_string(&path).is_ok_and(|s| s == f.contents) {
+            continue;
+        }
         let write = || -> std::io::Result<()> {
             let mut tmp = tempfile::NamedTempFile::new_in(out)?;
             std::io::Write::write_all(&mut tmp, f.contents.as_bytes())?;
-            tmp.as_file().sync_all()?;
             let tmp_path = tmp.into_temp_path();
             #[cfg(unix)]
             {

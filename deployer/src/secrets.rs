@@ -116,6 +116,9 @@ pub fn ensure(dir: &Path, spec: &ClusterSpec) -> Result<Secrets, SecretError> {
     );
     for (name, contents) in [("postgres.env", pg_env), ("app.env", app_env)] {
         let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|s| s == contents) {
+            continue;
+        }
         write_private(&path, &contents).map_err(|source| SecretError { path, source })?;
     }
     Ok(secrets)
