@@ -215,3 +215,37 @@ async fn old_finished_jobs_are_pruned_and_others_kept() {
         .unwrap();
     assert_eq!(left, 2);
 }
+
+#[tokio::test]
+async fn notify_wakes_idle_workers_without_waiting_for_the_poll() {
+    // A poll so slow that only LISTEN/NOTIFY can explain a prompt run.
+    let app =
+        crate::helpers::spawn_app_with(|s| s.jobs.poll_interval = Duration::from_secs(600)).await;
+    let token = app.token().await;
+    // Let the node go idle (the sign-up's welcome email is done).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let id = app.enqueue(&token, &json!({"kind": "noop"})).await;
+    app.wait_for_job(&token, id, Duration::from_secs(10), |job| {
+        job["state"] == "completed"
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn polling_picks_up_jobs_when_no_notification_comes() {
+    let app = spawn_app().await;
+    let token = app.token().await;
+    sqlx::query("ALTER TABLE jobs DISABLE TRIGGER jobs_notify_inserted")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id: i64 = sqlx::query_scalar("INSERT INTO jobs (kind) VALUES ('noop') RETURNING id")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    app.wait_for_job(&token, id, WAIT, |job| job["state"] == "completed")
+        .await;
+}
