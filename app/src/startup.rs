@@ -169,7 +169,15 @@ impl Application {
             result = work => result,
             _ = trigger => unreachable!("the trigger never completes"),
         };
-        state.pool.close().await;
+        // What is left of the budget; a request still holding a connection does not keep the
+        // process alive past it.
+        let close_budget = settings.shutdown_timeout.saturating_sub(drain);
+        if tokio::time::timeout(close_budget, state.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still in use at the deadline; exiting anyway");
+        }
         tracing::info!("node stopped");
         result
     }
