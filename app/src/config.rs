@@ -157,11 +157,24 @@ fn default_concurrency() -> usize {
 }
 
 /// JWT issuing and validation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JwtSettings {
     pub secret: Vec<u8>,
     pub ttl: Duration,
     pub issuer: String,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field(
+                "secret",
+                &format_args!("[{} bytes redacted]", self.secret.len()),
+            )
+            .field("ttl", &self.ttl)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
 }
 
 /// The job queue's knobs.
