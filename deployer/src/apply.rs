@@ -418,9 +418,23 @@ impl Applier<'_> {
             .collect();
         let mut upstream: Vec<String> = self.canonical_upstream();
         upstream.extend(surplus.iter().filter(|s| !s.ends_with("-old")).cloned());
-        if !starts.is_empty() {
+        let leftovers = surplus.iter().any(|s| s.ends_with("-old"));
+        if !starts.is_empty() || leftovers {
+            // Every node nginx is about to resolve must be ready first (one left
+            // behind by an interrupted apply may still be starting).
+            try_join_all(self.desired.nodes().map(|d| async move {
+                match self.engine.inspect(&d.name).await? {
+                    Some(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
+                        self.engine.wait_healthy(&d.name, self.health_timeout()).await?;
+                    }
+                    _ => {}
+                }
+                Ok::<_, ApplyError>(())
+            }))
+            .await?;
             let conf = self.conf_for(&upstream)?;
-            self.reload(&conf, "new nodes in the upstream").await?;
+            let why = if starts.is_empty() { "nodes re-resolved" } else { "new nodes in the upstream" };
+            self.reload(&conf, why).await?;
         }
 
         // 6. Rolling replacement, max_surge nodes at a time. The old container

@@ -289,7 +289,6 @@ pub fn create_body(
     match c.role {
         Role::Postgres => ContainerCreateBody {
             image: Some(images.postgres.clone()),
-            hostname: Some(name.to_string()),
             user: Some(names::POSTGRES_USER_ID.to_string()),
             cmd: Some(vec![
                 "postgres".into(),
@@ -327,7 +326,6 @@ pub fn create_body(
         },
         Role::Redis => ContainerCreateBody {
             image: images.redis.clone(),
-            hostname: Some(name.to_string()),
             user: Some(names::REDIS_USER.to_string()),
             cmd: Some(
                 [
@@ -370,7 +368,6 @@ pub fn create_body(
                 });
             ContainerCreateBody {
                 image: Some(images.app.clone()),
-                hostname: Some(name.to_string()),
                 user: Some(names::APP_USER.to_string()),
                 cmd: Some(if c.role == Role::App {
                     vec!["app".into(), "serve".into()]
@@ -393,7 +390,6 @@ pub fn create_body(
         }
         Role::Balancer => ContainerCreateBody {
             image: Some(images.balancer.clone()),
-            hostname: Some(name.to_string()),
             user: Some(names::NGINX_USER.to_string()),
             exposed_ports: Some(vec![format!("{}/tcp", names::BALANCER_LISTEN_PORT)]),
             healthcheck: Some(shell_health(render::http_probe(

@@ -307,3 +307,127 @@ fn a_second_apply_while_one_runs_is_refused() {
     assert!(c.observe().containers.is_empty());
     f.unlock().unwrap();
 }
+
+/// Not a test on its own: the body of a child process that `an_apply_killed_midway_…`
+/// starts (and kills) — it applies the cluster file named in E2E_CHILD_APPLY.
+#[test]
+fn child_apply() {
+    if let Ok(file) = std::env::var("E2E_CHILD_APPLY") {
+        let rt = e2e::runtime();
+        let _ = rt.block_on(deployer::ops::apply_cmd(
+            std::path::Path::new(&file),
+            &deployer::cli::ApplyArgs { yes: true },
+        ));
+    }
+}
+
+#[test]
+fn an_apply_killed_midway_is_converged_by_the_next_one() {
+    let _serial = serial();
+    let c = Cluster::new("kill");
+    c.write(|t| t.replace("nodes = 3 ", "nodes = 2 "));
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+
+    // Start a rollout in another process and kill it in the middle.
+    c.write(|t| {
+        t.replace("nodes = 3 ", "nodes = 2 ")
+            .replace("RUST_LOG = \"info\"", "RUST_LOG = \"warn\"")
+    });
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_apply", "--nocapture", "--test-threads=1"])
+        .env("E2E_CHILD_APPLY", c.file())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the first node's replacement exists (mid-rollout).
+    let old = format!("{}-app-1-old", c.name);
+    wait_for("the rollout to start", Duration::from_secs(60), || {
+        c.observe()
+            .containers
+            .iter()
+            .any(|o| o.name == old)
+            .then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The next apply converges from whatever was left, and the cluster serves.
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    let plan = c.plan();
+    assert!(plan.is_empty(), "{plan}");
+    let names: Vec<String> = c.observe().containers.into_iter().map(|o| o.name).collect();
+    assert!(!names.iter().any(|n| n.ends_with("-old")), "{names:?}");
+    let seen: BTreeSet<String> = nodes_seen(&c, 8).into_iter().collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
+#[test]
+fn the_generated_compose_file_brings_up_a_working_cluster() {
+    let _serial = serial();
+    let c = Cluster::new("compose");
+    c.write(|t| t.replace("nodes = 3 ", "nodes = 2 "));
+    // render creates the secrets the compose file reads.
+    assert_eq!(
+        deployer::cli::run(deployer::cli::Cli {
+            file: c.file(),
+            command: deployer::cli::Command::Render(deployer::cli::RenderArgs {
+                out: None,
+                check: false,
+                json: false
+            }),
+        })
+        .unwrap(),
+        Outcome::Ok
+    );
+    let compose = |args: &[&str]| {
+        std::process::Command::new("docker-compose")
+            .args(["-p", &c.name, "-f", "generated/docker-compose.yml"])
+            .args(args)
+            .current_dir(c.dir.path())
+            .output()
+            .expect("docker-compose is installed (scripts/install-deps)")
+    };
+    let up = compose(&["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let seen = wait_for(
+        "the compose cluster to serve on both nodes",
+        Duration::from_secs(60),
+        || {
+            let seen: BTreeSet<String> = c.rt.block_on(async {
+                let client = c.client();
+                let mut s = BTreeSet::new();
+                for _ in 0..6 {
+                    if let Ok(r) = client.get(c.url("/api/health")).send().await {
+                        if let Ok(v) = r.json::<Value>().await {
+                            s.insert(v["node"].as_str().unwrap_or("").to_string());
+                        }
+                    }
+                }
+                s
+            });
+            (seen.len() == 2).then_some(seen)
+        },
+    );
+    assert!(seen.contains(&format!("{}-app-1", c.name)));
+    // The database answers through the app: sign-up works.
+    let status = c.rt.block_on(async {
+        c.client()
+            .post(c.url("/api/users"))
+            .json(&json!({"email": "c@example.com", "full_name": "C", "password": "password1", "password_confirmation": "password1"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 201);
+    let down = compose(&["down", "-v"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
