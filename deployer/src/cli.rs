@@ -131,6 +131,22 @@ pub enum Command {
         after_help = "Examples:\n  deployer build\n  deployer build && deployer apply --yes"
     )]
     Build,
+
+    /// Check that the running cluster does what cluster.toml says, with figures.
+    #[command(
+        long_about = "Check the running cluster, each check printed as PASS or FAIL with its \
+            figure: the balancer answers; every node answers its health and readiness checks \
+            inside the cluster network; requests through the balancer spread as the strategy \
+            says (round_robin, least_conn and random over every node, ip_hash on one); the \
+            database answers within the connection budget; one login's token works on every \
+            node; background jobs complete exactly once on several nodes; a bounded load run \
+            (req/s, p50, p99, errors). With --chaos, also stops one node, counts failed \
+            requests while it is down, and brings it back with the deployer's own convergence. \
+            Its test user and jobs are labelled and deleted at the end. Exits 1 when any \
+            check fails.",
+        after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50"
+    )]
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +174,44 @@ pub struct DestroyArgs {
     /// Destroy without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Also stop one node, count failed requests, and bring it back with apply's convergence.
+    #[arg(long)]
+    pub chaos: bool,
+    /// Print a machine-readable result on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Requests of the distribution check and of the load run.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub requests: u32,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "C", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub concurrency: u32,
+    /// GET /api/auth/me calls made with one login's token.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub auth_requests: u32,
+    /// Background jobs to enqueue.
+    #[arg(long, value_name = "M", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub jobs: u32,
+    /// Seconds the jobs may take to complete.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub jobs_deadline: u32,
+    /// Seconds of traffic through the balancer while the stopped node is down (--chaos).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=600))]
+    pub chaos_seconds: u32,
+}
+
+impl Default for VerifyArgs {
+    /// The command line's own defaults (`deployer verify`), so the two cannot drift apart.
+    fn default() -> VerifyArgs {
+        match Cli::parse_from(["deployer", "verify"]).command {
+            Command::Verify(a) => a,
+            _ => unreachable!("`deployer verify` parses as the verify command"),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +244,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => runtime()?.block_on(crate::ops::status_cmd(&cli.file, a.json)),
         Command::Destroy(a) => runtime()?.block_on(crate::ops::destroy_cmd(&cli.file, a)),
         Command::Build => runtime()?.block_on(crate::ops::build_cmd(&cli.file)),
+        Command::Verify(a) => runtime()?.block_on(crate::verify::verify_cmd(&cli.file, a)),
         Command::Images => images_cmd(&cli.file),
     }
 }

@@ -17,3 +17,4 @@ pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod secrets;
+pub mod verify;

@@ -131,13 +131,13 @@ pub async fn plan_cmd(file: &Path, args: &PlanArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Held for the duration of an apply or destroy: a second one on the same
+/// Held for the duration of an apply, a destroy or a `verify --chaos`: a second one on the same
 /// cluster is refused.
-struct Lock {
+pub(crate) struct Lock {
     _file: std::fs::File,
 }
 
-fn lock(file: &Path, cluster: &str) -> anyhow::Result<Lock> {
+pub(crate) fn lock(file: &Path, cluster: &str) -> anyhow::Result<Lock> {
     let dir = base_dir(file).join(".deployer");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path: PathBuf = dir.join(format!("{cluster}.lock"));

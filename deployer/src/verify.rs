@@ -61,7 +61,12 @@ impl Check {
     }
 
     fn failed(name: &'static str, why: impl std::fmt::Display) -> Check {
-        Check::new(name, false, why.to_string(), json!({ "error": why.to_string() }))
+        Check::new(
+            name,
+            false,
+            why.to_string(),
+            json!({ "error": why.to_string() }),
+        )
     }
 
     /// `PASS  distribution  1000 requests: …`
@@ -270,7 +275,7 @@ impl<'a> Verifier<'a> {
         format!("verify-{}@verify.invalid", self.tag)
     }
 
-    /// 1. The balancer answers `GET /api/health`.
+    /// Check 1: the balancer answers `GET /api/health`.
     async fn balancer(&self) -> Check {
         let t = Instant::now();
         let answer = async {
@@ -287,7 +292,10 @@ impl<'a> Verifier<'a> {
                 Check::new(
                     "balancer",
                     true,
-                    format!("GET {}/api/health: 200 from {node} in {ms} ms", self.base_url),
+                    format!(
+                        "GET {}/api/health: 200 from {node} in {ms} ms",
+                        self.base_url
+                    ),
                     json!({"url": self.url("/api/health"), "status": 200, "node": node, "ms": ms}),
                 )
             }
@@ -316,7 +324,7 @@ impl<'a> Verifier<'a> {
         Ok(out)
     }
 
-    /// 2. Every node answers its own health and readiness checks, reached from the
+    /// Check 2: every node answers its own health and readiness checks, reached from the
     /// balancer container over the cluster network (as nginx reaches them).
     async fn nodes(&self) -> Check {
         let port = self.loaded.spec.app.port;
@@ -350,6 +358,8 @@ impl<'a> Verifier<'a> {
                         format!("{node} {:.1} ms", health.ms)
                     } else if named.as_deref().is_some_and(|n| n != node) {
                         format!("{node} answers as {}", named.as_deref().unwrap_or("?"))
+                    } else if health.status == 0 && ready.status == 0 {
+                        format!("{node} no answer")
                     } else {
                         format!(
                             "{node} health {} ready {}",
@@ -366,7 +376,9 @@ impl<'a> Verifier<'a> {
                 }
                 Ok(p) => {
                     parts.push(format!("{node}: unexpected probe output"));
-                    figures.push(json!({"node": node, "ok": false, "error": format!("{} answers", p.len())}));
+                    figures.push(
+                        json!({"node": node, "ok": false, "error": format!("{} answers", p.len())}),
+                    );
                 }
                 Err(e) => {
                     parts.push(format!("{node}: {}", one_line(&format!("{e:#}"))));
@@ -387,15 +399,12 @@ impl<'a> Verifier<'a> {
         )
     }
 
-    /// 3. N requests through the balancer, one new connection each: counts per node
+    /// Check 3: N requests through the balancer, one new connection each: counts per node
     /// and a fairness figure judged by the strategy.
     async fn distribution(&self) -> Check {
         let n = self.args.requests as usize;
         let url = self.url("/api/health");
-        let samples = fire(n, self.args.concurrency as usize, |_| {
-            self.fresh.get(&url)
-        })
-        .await;
+        let samples = fire(n, self.args.concurrency as usize, |_| self.fresh.get(&url)).await;
         let mut counts: BTreeMap<String, usize> =
             self.node_names().into_iter().map(|n| (n, 0)).collect();
         let mut errors = Vec::new();
@@ -411,11 +420,11 @@ impl<'a> Verifier<'a> {
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut summary = format!(
-            "{n} requests: {per_node} (fairness {:.3}, {})",
-            judged.fairness,
-            self.strategy().as_str()
-        );
+        let spread = match (self.strategy(), counts.iter().find(|(_, &c)| c == n)) {
+            (Strategy::IpHash, Some((node, _))) => format!("ip_hash: one client sticks to {node}"),
+            (strategy, _) => format!("fairness {:.3}, {}", judged.fairness, strategy.as_str()),
+        };
+        let mut summary = format!("{n} requests: {per_node} ({spread})");
         if !errors.is_empty() {
             summary.push_str(&format!("; {} failed: {}", errors.len(), errors[0]));
         }
@@ -439,7 +448,7 @@ impl<'a> Verifier<'a> {
         )
     }
 
-    /// 4. The database answers, and the connections in use stay within the budget.
+    /// Check 4: the database answers, and the connections in use stay within the budget.
     async fn database(&self) -> Check {
         let budget = Budget::of(&self.loaded.spec);
         let sql = "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
@@ -566,13 +575,16 @@ impl<'a> Verifier<'a> {
                 .and_then(|n| n.get(&self.names.network()).cloned())
                 .and_then(|e| e.ip_address);
             if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
-                map.insert(format!("{ip}:{}", self.loaded.spec.app.port), c.name.clone());
+                map.insert(
+                    format!("{ip}:{}", self.loaded.spec.app.port),
+                    c.name.clone(),
+                );
             }
         }
         map
     }
 
-    /// 5. Stateless auth: the token from one login works on every request through the
+    /// Check 5: stateless auth: the token from one login works on every request through the
     /// balancer (served by at least two nodes) and on every node directly.
     async fn auth(&self, user: &anyhow::Result<TestUser>) -> Check {
         let user = match user {
@@ -610,10 +622,7 @@ impl<'a> Verifier<'a> {
         let mut served: BTreeMap<String, usize> = BTreeMap::new();
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
-            let logs = self
-                .engine
-                .logs(&self.names.balancer(), n + 2000)
-                .await;
+            let logs = self.engine.logs(&self.names.balancer(), n + 2000).await;
             served.clear();
             for line in logs.lines().filter(|l| l.contains(&prefix)) {
                 if let Some(addr) = upstream_of(line) {
@@ -649,7 +658,10 @@ impl<'a> Verifier<'a> {
         let refused: Vec<String> = direct
             .iter()
             .filter(|(_, c)| *c != 200)
-            .map(|(n, c)| format!("{n} answered {}", code_text(*c)))
+            .map(|(n, c)| match c {
+                0 => format!("{n}: no answer"),
+                c => format!("{n} answered {c}"),
+            })
             .collect();
 
         let nodes = self.loaded.spec.app.nodes as usize;
@@ -699,7 +711,7 @@ impl<'a> Verifier<'a> {
         )
     }
 
-    /// 6. M jobs enqueued through the balancer all complete exactly once, within the
+    /// Check 6: M jobs enqueued through the balancer all complete exactly once, within the
     /// deadline, run by at least two nodes.
     async fn jobs(&self, user: &anyhow::Result<TestUser>) -> Check {
         let Ok(user) = user else {
@@ -783,7 +795,7 @@ impl<'a> Verifier<'a> {
         )
     }
 
-    /// 7. Stops the last node, counts failed requests through the balancer while it is
+    /// Check 7: stops the last node, counts failed requests through the balancer while it is
     /// down, brings it back with the deployer's convergence, waits until it serves again.
     async fn chaos(&self) -> Check {
         match self.chaos_run().await {
@@ -810,7 +822,12 @@ impl<'a> Verifier<'a> {
                 "chaos",
                 format!(
                     "skipped: the cluster differs from cluster.toml ({}); run `deployer apply` first",
-                    before.summary()
+                    before
+                        .changes
+                        .iter()
+                        .map(|c| c.to_string().trim().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -822,8 +839,11 @@ impl<'a> Verifier<'a> {
             .unwrap_or_default();
         let secrets = secrets::ensure(&secrets::dir_for(self.file), spec)?;
 
+        // One new connection per request: what is measured is failover away from the
+        // lost node. (A client that keeps connections alive can also see an idle one
+        // closed by the nginx reload that convergence ends with.)
         let traffic = Traffic::start(
-            self.pooled.clone(),
+            self.fresh.clone(),
             self.url("/api/health"),
             self.args.concurrency as usize,
         );
@@ -836,7 +856,8 @@ impl<'a> Verifier<'a> {
         let stop_s = t_stop.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_secs(self.args.chaos_seconds as u64)).await;
         let t_converge = Instant::now();
-        let served_while_down = traffic.nodes_between(t_stop + Duration::from_secs_f64(stop_s), t_converge);
+        let served_while_down =
+            traffic.nodes_between(t_stop + Duration::from_secs_f64(stop_s), t_converge);
 
         // Converge exactly as `deployer apply` does, from what is observed now.
         let converged = async {
@@ -880,6 +901,17 @@ impl<'a> Verifier<'a> {
         let same_container = after.get(&victim).map(|c| c.id.as_str()) == Some(victim_id.as_str());
         let requests = hits.len();
         let failures: Vec<&String> = hits.iter().filter_map(|h| h.node.as_ref().err()).collect();
+        // When they failed: while the node stopped or was down, or while converging.
+        let phase = |h: &Hit| match () {
+            _ if h.at < t_stop => "before_stop",
+            _ if h.at < t_converge => "node_down",
+            _ if back_at.is_none_or(|b| h.at < b) => "converging",
+            _ => "after_recovery",
+        };
+        let mut failed_by_phase: BTreeMap<&str, usize> = BTreeMap::new();
+        for h in hits.iter().filter(|h| h.node.is_err()) {
+            *failed_by_phase.entry(phase(h)).or_default() += 1;
+        }
         let recovery_s = back_at.map(|at| at.duration_since(t_converge).as_secs_f64());
         let down_s = back_at.map(|at| at.duration_since(t_stop).as_secs_f64());
 
@@ -896,9 +928,14 @@ impl<'a> Verifier<'a> {
         }
         if !failures.is_empty() {
             problems.push(format!(
-                "{} failed request{}: {}",
+                "{} failed request{} ({}): {}",
                 failures.len(),
                 if failures.len() == 1 { "" } else { "s" },
+                failed_by_phase
+                    .iter()
+                    .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 failures[0]
             ));
         }
@@ -913,10 +950,15 @@ impl<'a> Verifier<'a> {
         }
         let plan_steps = converged
             .as_ref()
-            .map(|p| p.changes.iter().map(|c| c.to_string().trim().to_string()).collect::<Vec<_>>())
+            .map(|p| {
+                p.changes
+                    .iter()
+                    .map(|c| c.to_string().trim().to_string())
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         let summary = format!(
-            "stopped {victim} ({stop_s:.1}s), {requests} requests through the balancer: {} failed; \
+            "stopped {victim} ({stop_s:.1}s), {requests} requests through the balancer (new connection each): {} failed; \
              converged in {converge_s:.1}s ({}), serving again {} after convergence began ({} after the stop){}",
             failures.len(),
             plan_steps.join(", "),
@@ -937,6 +979,7 @@ impl<'a> Verifier<'a> {
                 "stop_seconds": round(stop_s, 2),
                 "requests": requests,
                 "failed": failures.len(),
+                "failed_by_phase": failed_by_phase,
                 "first_errors": failures.iter().take(5).collect::<Vec<_>>(),
                 "served_while_down": served_while_down,
                 "converge_plan": plan_steps,
@@ -949,7 +992,7 @@ impl<'a> Verifier<'a> {
         ))
     }
 
-    /// 8. A bounded load run, like `ab -n N -c C`, on keep-alive connections.
+    /// Check 8: A bounded load run, like `ab -n N -c C`, on keep-alive connections.
     async fn load(&self) -> Check {
         let n = self.args.requests as usize;
         let c = self.args.concurrency as usize;
@@ -1566,7 +1609,8 @@ mod tests {
     fn upstream_is_read_from_the_access_log() {
         let line = "172.30.0.1 - [25/Nov/2026:08:23:11 +0000] \"GET /api/health HTTP/1.1\" 200 112 rt=0.003 upstream=172.30.0.3:4000 ust=200 urt=0.003 id=x";
         assert_eq!(upstream_of(line), Some("172.30.0.3:4000"));
-        let retried = "… upstream=172.30.0.5:4000, 172.30.0.4:4000 ust=502, 200 urt=0.001, 0.002 id=y";
+        let retried =
+            "… upstream=172.30.0.5:4000, 172.30.0.4:4000 ust=502, 200 urt=0.001, 0.002 id=y";
         assert_eq!(upstream_of(retried), Some("172.30.0.4:4000"));
         assert_eq!(upstream_of("… upstream=- ust=- id=z"), None);
         assert_eq!(upstream_of("no upstream here"), None);
@@ -1579,6 +1623,13 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), 99.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
         assert_eq!(percentile(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn defaults_are_the_command_lines() {
+        let a = VerifyArgs::default();
+        assert!(!a.chaos && !a.json);
+        assert_eq!((a.requests, a.concurrency, a.jobs), (1000, 10, 50));
     }
 
     #[test]
