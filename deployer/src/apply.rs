@@ -30,28 +30,68 @@ pub enum ApplyError {
 
 pub type Result<T> = std::result::Result<T, ApplyError>;
 
-/// Step-by-step progress with timings since the start of the apply.
+/// Step-by-step progress with timings since the start of the apply: plain lines,
+/// plus a spinner for each wait when stdout is a terminal.
 pub struct Progress {
     start: Instant,
     quiet: bool,
+    multi: Option<indicatif::MultiProgress>,
+}
+
+/// A spinner shown while something is awaited; it disappears when dropped.
+pub struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        let multi = (!quiet && std::io::stdout().is_terminal()).then(indicatif::MultiProgress::new);
         Progress {
             start: Instant::now(),
             quiet,
+            multi,
         }
     }
+
     pub fn step(&self, msg: impl AsRef<str>) {
-        if !self.quiet {
-            println!(
-                "[{:>6.1}s] {}",
-                self.start.elapsed().as_secs_f64(),
-                msg.as_ref()
-            );
+        if self.quiet {
+            return;
+        }
+        let line = format!(
+            "[{:>6.1}s] {}",
+            self.start.elapsed().as_secs_f64(),
+            msg.as_ref()
+        );
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => println!("{line}"),
         }
     }
+
+    /// A spinner saying what is awaited (only on a terminal).
+    pub fn wait(&self, msg: impl Into<String>) -> Spinner {
+        let Some(m) = &self.multi else {
+            return Spinner(None);
+        };
+        let bar = m.add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(msg.into());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Spinner(Some(bar))
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
@@ -131,6 +171,9 @@ impl Applier<'_> {
 
     async fn bring_up(&self, c: &DesiredContainer, name: &str) -> Result<()> {
         let t = Instant::now();
+        let _spinner = self
+            .progress
+            .wait(format!("{name}: starting, waiting for its health check"));
         self.create_and_start(c, name).await?;
         self.engine
             .wait_healthy(name, self.health_timeout())
@@ -143,6 +186,10 @@ impl Applier<'_> {
     }
 
     async fn remove(&self, name: &str) -> Result<()> {
+        let _spinner = self.progress.wait(format!(
+            "{name}: stopping (SIGTERM, up to {}s)",
+            self.grace().as_secs()
+        ));
         self.engine.stop(name, self.grace()).await?;
         self.engine.remove(name).await?;
         Ok(())
@@ -279,6 +326,7 @@ impl Applier<'_> {
                 .map(|d| d.fingerprint.clone())
                 .unwrap_or_default(),
         };
+        let _spinner = self.progress.wait("migrations: running `app migrate`");
         self.create_and_start(&c, &name).await?;
         let result = self.engine.wait_exit(&name).await;
         self.engine.remove(&name).await?;
@@ -425,7 +473,9 @@ impl Applier<'_> {
             try_join_all(self.desired.nodes().map(|d| async move {
                 match self.engine.inspect(&d.name).await? {
                     Some(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
-                        self.engine.wait_healthy(&d.name, self.health_timeout()).await?;
+                        self.engine
+                            .wait_healthy(&d.name, self.health_timeout())
+                            .await?;
                     }
                     _ => {}
                 }
@@ -433,7 +483,11 @@ impl Applier<'_> {
             }))
             .await?;
             let conf = self.conf_for(&upstream)?;
-            let why = if starts.is_empty() { "nodes re-resolved" } else { "new nodes in the upstream" };
+            let why = if starts.is_empty() {
+                "nodes re-resolved"
+            } else {
+                "new nodes in the upstream"
+            };
             self.reload(&conf, why).await?;
         }
 
@@ -481,7 +535,12 @@ impl Applier<'_> {
             }
             self.reload(&self.conf_for(&upstream)?, "traffic to the new nodes")
                 .await?;
-            tokio::time::sleep(drain).await;
+            {
+                let _spinner = self
+                    .progress
+                    .wait(format!("draining for {}s", drain.as_secs()));
+                tokio::time::sleep(drain).await;
+            }
             try_join_all(olds.iter().map(|(name, old)| async move {
                 self.remove(old).await?;
                 self.progress
@@ -506,7 +565,12 @@ impl Applier<'_> {
                 )
                 .await?;
             }
-            tokio::time::sleep(drain).await;
+            {
+                let _spinner = self
+                    .progress
+                    .wait(format!("draining for {}s", drain.as_secs()));
+                tokio::time::sleep(drain).await;
+            }
             try_join_all(surplus.iter().map(|name| async move {
                 self.remove(name).await?;
                 self.progress
