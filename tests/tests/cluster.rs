@@ -431,3 +431,41 @@ fn the_generated_compose_file_brings_up_a_working_cluster() {
         String::from_utf8_lossy(&down.stderr)
     );
 }
+
+#[test]
+fn a_node_failing_its_health_gate_stops_the_rollout_and_the_old_nodes_keep_serving() {
+    let _serial = serial();
+    let c = Cluster::new("gate");
+    c.write(|t| {
+        t.replace("nodes = 3 ", "nodes = 2 ")
+            .replace("health_timeout = 60", "health_timeout = 10")
+    });
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    let before = c.container_ids();
+
+    // A config the app refuses at start: the new node never becomes ready.
+    c.write(|t| {
+        t.replace("nodes = 3 ", "nodes = 2 ")
+            .replace("health_timeout = 60", "health_timeout = 10")
+            .replace(
+                "RUST_LOG = \"info\"",
+                "RUST_LOG = \"info\"\nJWT_TTL_SECS = \"0\"",
+            )
+    });
+    let err = c.apply().unwrap_err();
+    let msg = format!("{err:#}");
+    let node1 = format!("{}-app-1", c.name);
+    assert!(
+        msg.contains(&format!("{node1} did not become healthy")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("JWT_TTL_SECS"),
+        "the node's last log lines are shown: {msg}"
+    );
+
+    // Nothing was lost: the same containers serve, under their own names.
+    assert_eq!(c.container_ids(), before);
+    let seen: BTreeSet<String> = nodes_seen(&c, 8).into_iter().collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
