@@ -1037,19 +1037,18 @@ impl<'a> Verifier<'a> {
         )
     }
 
-    /// Deletes what verify created: its user (and, through the foreign key, its outbox
+    /// Deletes what verify created (also what an interrupted run left): its user (and, through the foreign key, its outbox
     /// email), every job it caused, and any failed-login counter of its address.
     async fn cleanup(&self) -> Check {
         let email = self.email();
         let sql = format!(
-            "WITH u AS (SELECT id FROM users WHERE email = '{email}'), \
-             j AS (DELETE FROM jobs WHERE args->>'verify' = '{tag}' \
+            "WITH u AS (SELECT id FROM users WHERE email LIKE 'verify-%@verify.invalid'), \
+             j AS (DELETE FROM jobs WHERE args ? 'verify' \
                    OR (kind = 'welcome_email' AND args->>'user_id' IN (SELECT id::text FROM u)) RETURNING 1), \
              o AS (DELETE FROM outbox_emails WHERE user_id IN (SELECT id FROM u) RETURNING 1), \
-             f AS (DELETE FROM login_failures WHERE key LIKE '{email}|%' RETURNING 1), \
+             f AS (DELETE FROM login_failures WHERE key LIKE 'verify-%@verify.invalid|%' RETURNING 1), \
              d AS (DELETE FROM users WHERE id IN (SELECT id FROM u) RETURNING 1) \
-             SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM j), (SELECT count(*) FROM o), (SELECT count(*) FROM f)",
-            tag = self.tag
+             SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM j), (SELECT count(*) FROM o), (SELECT count(*) FROM f)"
         );
         let rows = match self.db.query(&sql).await {
             Ok(r) => r,
@@ -1070,11 +1069,10 @@ impl<'a> Verifier<'a> {
         // Nothing labelled may be left.
         let left = self
             .db
-            .query(&format!(
-                "SELECT (SELECT count(*) FROM users WHERE email = '{email}') + \
-                 (SELECT count(*) FROM jobs WHERE args->>'verify' = '{}')",
-                self.tag
-            ))
+            .query(
+                "SELECT (SELECT count(*) FROM users WHERE email LIKE 'verify-%@verify.invalid') + \
+                 (SELECT count(*) FROM jobs WHERE args ? 'verify')",
+            )
             .await
             .ok()
             .and_then(|r| r.first()?.first()?.parse::<u64>().ok());
