@@ -185,6 +185,19 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Starts an existing (stopped) container and waits for its health check.
+    async fn start_healthy(&self, name: &str) -> Result<()> {
+        let _spinner = self
+            .progress
+            .wait(format!("{name}: starting, waiting for its health check"));
+        self.engine.start(name).await?;
+        self.engine
+            .wait_healthy(name, self.health_timeout())
+            .await?;
+        self.progress.step(format!("{name}: started, healthy"));
+        Ok(())
+    }
+
     async fn remove(&self, name: &str) -> Result<()> {
         let _spinner = self.progress.wait(format!(
             "{name}: stopping (SIGTERM, up to {}s)",
@@ -256,41 +269,18 @@ impl Applier<'_> {
              FROM pg_stat_activity",
             c = n.cluster
         );
-        let env = [format!("PGPASSWORD={}", self.secrets.db_password)];
-        let (code, out) = self
-            .engine
-            .exec(
-                &n.postgres(),
-                &[
-                    "psql",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    self.spec.database.user.as_str(),
-                    "-d",
-                    self.spec.database.name.as_str(),
-                    "-XAtq",
-                    "-F",
-                    " ",
-                    "-c",
-                    &sql,
-                ],
-                None,
-                &env,
-            )
-            .await?;
-        if code != 0 {
-            return Err(ApplyError::LiveBudget(format!(
-                "cannot read pg_stat_activity: {}",
-                out.trim()
-            )));
-        }
-        let nums: Vec<u32> = out
-            .split_whitespace()
-            .filter_map(|s| s.parse().ok())
-            .collect();
+        let rows = crate::engine::Psql::new(self.engine, self.spec, &self.secrets.db_password)
+            .query(&sql)
+            .await
+            .map_err(|e| ApplyError::LiveBudget(format!("cannot read pg_stat_activity: {e}")))?;
+        let nums: Vec<u32> = rows
+            .first()
+            .map(|r| r.iter().filter_map(|s| s.parse().ok()).collect())
+            .unwrap_or_default();
         let [max, reserved, others] = nums[..] else {
-            return Err(ApplyError::LiveBudget(format!("unexpected answer {out:?}")));
+            return Err(ApplyError::LiveBudget(format!(
+                "unexpected answer {rows:?}"
+            )));
         };
         let budget = Budget::of(self.spec);
         let limit = max.saturating_sub(reserved);
@@ -381,14 +371,7 @@ impl Applier<'_> {
                     self.remove(name).await?;
                     self.bring_up(desired_of(name), name).await
                 }
-                Change::Start { .. } => {
-                    self.engine.start(name).await?;
-                    self.engine
-                        .wait_healthy(name, self.health_timeout())
-                        .await?;
-                    self.progress.step(format!("{name}: started, healthy"));
-                    Ok(())
-                }
+                Change::Start { .. } => self.start_healthy(name).await,
                 _ => self.bring_up(desired_of(name), name).await,
             }
         }))
@@ -440,12 +423,7 @@ impl Applier<'_> {
             if *create {
                 self.bring_up(desired_of(name), name).await
             } else {
-                self.engine.start(name).await?;
-                self.engine
-                    .wait_healthy(name, self.health_timeout())
-                    .await?;
-                self.progress.step(format!("{name}: started, healthy"));
-                Ok(())
+                self.start_healthy(name).await
             }
         }))
         .await?;
@@ -612,13 +590,7 @@ impl Applier<'_> {
                     name,
                     role: Role::Balancer,
                     ..
-                } => {
-                    self.engine.start(name).await?;
-                    self.engine
-                        .wait_healthy(name, self.health_timeout())
-                        .await?;
-                    self.progress.step(format!("{name}: started, healthy"));
-                }
+                } => self.start_healthy(name).await?,
                 _ => {}
             }
         }

@@ -317,7 +317,7 @@ async fn connections(
     names: &Names,
     observed: &Observed,
 ) -> anyhow::Result<Vec<(String, u32)>> {
-    let pg = observed
+    observed
         .get(&names.postgres())
         .filter(|c| c.running)
         .context("postgres is not running")?;
@@ -325,36 +325,12 @@ async fn connections(
         .context("reading the database password")?;
     let sql = "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
                WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1";
-    let (code, out) = engine
-        .exec(
-            &pg.name,
-            &[
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                loaded.spec.database.user.as_str(),
-                "-d",
-                loaded.spec.database.name.as_str(),
-                "-XAtq",
-                "-F",
-                "\t",
-                "-c",
-                sql,
-            ],
-            None,
-            &[format!("PGPASSWORD={}", password.trim())],
-        )
+    let rows = crate::engine::Psql::new(engine, &loaded.spec, &password)
+        .query(sql)
         .await?;
-    if code != 0 {
-        bail!("psql failed: {}", out.trim());
-    }
-    Ok(out
-        .lines()
-        .filter_map(|l| {
-            let (name, n) = l.split_once('\t')?;
-            Some((name.to_string(), n.trim().parse().ok()?))
-        })
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.trim().parse().ok()?)))
         .collect())
 }
 

@@ -26,7 +26,7 @@ use crate::apply::{Applier, Progress};
 use crate::budget::Budget;
 use crate::cli::{load_or_report, Outcome, VerifyArgs};
 use crate::config::{Loaded, Strategy};
-use crate::engine::Engine;
+use crate::engine::{Engine, Psql};
 use crate::names::Names;
 use crate::observe;
 use crate::plan;
@@ -213,7 +213,7 @@ struct Verifier<'a> {
     fresh: reqwest::Client,
     /// Keep-alive connections, as a load tool uses them.
     pooled: reqwest::Client,
-    db: Db,
+    db: Psql,
 }
 
 impl<'a> Verifier<'a> {
@@ -240,13 +240,7 @@ impl<'a> Verifier<'a> {
         Ok(Verifier {
             file,
             loaded,
-            db: Db {
-                engine: engine.clone(),
-                container: names.postgres(),
-                user: spec.database.user.as_str().to_string(),
-                database: spec.database.name.as_str().to_string(),
-                password: password.trim().to_string(),
-            },
+            db: Psql::new(&engine, spec, &password),
             engine,
             names,
             args,
@@ -1094,54 +1088,6 @@ impl<'a> Verifier<'a> {
                 "left": left,
             }),
         )
-    }
-}
-
-/// psql inside the PostgreSQL container.
-struct Db {
-    engine: Engine,
-    container: String,
-    user: String,
-    database: String,
-    password: String,
-}
-
-impl Db {
-    /// Rows of tab-separated fields.
-    async fn query(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
-        let (code, out) = self
-            .engine
-            .exec(
-                &self.container,
-                &[
-                    "psql",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    &self.user,
-                    "-d",
-                    &self.database,
-                    "-XAtq",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-F",
-                    "\t",
-                    "-c",
-                    sql,
-                ],
-                None,
-                &[format!("PGPASSWORD={}", self.password)],
-            )
-            .await
-            .with_context(|| format!("psql in {}", self.container))?;
-        if code != 0 {
-            bail!("psql in {} failed: {}", self.container, out.trim());
-        }
-        Ok(out
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split('\t').map(str::to_string).collect())
-            .collect())
     }
 }
 

@@ -10,6 +10,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 pub mod archive;
+mod psql;
+
+pub use psql::Psql;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
