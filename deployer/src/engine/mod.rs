@@ -280,11 +280,27 @@ impl Engine {
 
     /// Waits until the container's health check passes (or, without one, until it
     /// runs). Fails early when it exits, with its last log lines.
+    ///
+    /// Besides reading Docker's health status (which only changes once per check
+    /// interval), it runs the same check itself every 200 ms, so a container that
+    /// is ready is used within a fraction of a second.
     pub async fn wait_healthy(&self, name: &str, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         let mut last_probe = String::from("no health check result yet");
         loop {
             let c = self.inspect(name).await?;
+            let probe: Option<Vec<String>> = c
+                .as_ref()
+                .and_then(|c| c.config.as_ref())
+                .and_then(|c| c.healthcheck.as_ref())
+                .and_then(|h| h.test.clone())
+                .and_then(|t| match t.first().map(String::as_str) {
+                    Some("CMD") => Some(t[1..].to_vec()),
+                    Some("CMD-SHELL") => {
+                        Some(vec!["/bin/sh".into(), "-c".into(), t[1..].join(" ")])
+                    }
+                    _ => None,
+                });
             let state = c.as_ref().and_then(|c| c.state.clone());
             let Some(state) = state else {
                 return Err(EngineError::Unhealthy {
@@ -317,6 +333,13 @@ impl Engine {
                             r.exit_code.unwrap_or_default(),
                             r.output.as_deref().unwrap_or("").trim()
                         );
+                    }
+                    if let Some(cmd) = &probe {
+                        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                        // The container's own user runs the check, as Docker would.
+                        if let Ok((0, _)) = self.exec(name, &args, None, &[]).await {
+                            return Ok(());
+                        }
                     }
                 }
             }
