@@ -13,13 +13,17 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// An arbitrary key for the advisory lock that serializes concurrent `app migrate` runs.
 const MIGRATION_LOCK_KEY: i64 = 0x6170_705f_6d69_6772; // "app_migr"
 
+/// How long a request waits for a connection before it gets a 503: short, so a
+/// database outage gives quick 503s rather than hanging requests.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The node's pool: at most `pool_size` connections, opened lazily so a node starts (and answers
 /// `/api/health`, with `/api/ready` failing) while the database is still coming up.
 pub fn pool(settings: &DatabaseSettings) -> PgPool {
     PgPoolOptions::new()
         .max_connections(settings.pool_size)
         .min_connections(0)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(Duration::from_secs(300))
         .connect_lazy_with(settings.connect_options.clone())
 }

@@ -79,11 +79,31 @@ impl ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// The database being away (refused, reset, shutting down, or no connection
+    /// free in time) is a 503 the client may retry; anything else is a 500.
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut => Self::Unavailable,
-            other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+        if database_unavailable(&error) {
+            tracing::debug!(error = %error, "database unavailable");
+            return Self::Unavailable;
         }
+        Self::Internal(anyhow::Error::new(error).context("database query failed"))
+    }
+}
+
+/// Whether an error means "the database cannot be reached now" rather than a bug.
+pub fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception), 57P01..57P03 (shutdown, crash,
+        // cannot connect now: the server is starting or stopping).
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 
@@ -148,7 +168,7 @@ impl IntoResponse for ApiError {
                 message,
             } => (status, error_body(code, message)).into_response(),
             Self::Unavailable => {
-                tracing::warn!("request failed: database pool exhausted");
+                tracing::warn!("request failed: the database is unavailable");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     error_body("unavailable", "service temporarily unavailable"),

@@ -76,3 +76,32 @@ async fn metrics_expose_requests_pool_and_jobs() {
     assert!(has(r#"jobs{state="completed"}"#), "{text}");
     assert!(has("jobs_executed_total{"), "{text}");
 }
+
+#[tokio::test]
+async fn database_backed_requests_get_a_quick_503_when_the_database_is_down() {
+    // A working node and a token, then a second node whose database is unreachable
+    // (port 1 on loopback refuses): its answers are 503s with the stable body, fast.
+    let app = spawn_app().await;
+    let token = app.token().await;
+    let down = app
+        .spawn_peer(|s| {
+            s.database.connect_options = s.database.connect_options.clone().port(1);
+        })
+        .await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let response = down.me(&token).await;
+        assert_eq!(response.status(), 503);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "a 503 must not hang: {:?}",
+            started.elapsed()
+        );
+    }
+    let response = down
+        .post_user(&serde_json::json!({"email": "x@example.com", "full_name": "X", "password": "password1", "password_confirmation": "password1"}))
+        .await;
+    assert_eq!(response.status(), 503);
+}
