@@ -328,6 +328,45 @@ impl Applier<'_> {
         Ok(())
     }
 
+    async fn replace_stop_first(
+        &self,
+        batch: &[(&String, &String)],
+        upstream: &[String],
+        drain: Duration,
+    ) -> Result<()> {
+        let names: Vec<&String> = batch.iter().map(|(n, _)| *n).collect();
+        let remaining: Vec<String> = upstream
+            .iter()
+            .filter(|u| !names.contains(u))
+            .cloned()
+            .collect();
+        for (name, reason) in batch {
+            self.progress.step(format!(
+                "{name}: replacing stop-first ({reason}; it publishes a host port)"
+            ));
+        }
+        if remaining.is_empty() {
+            self.progress
+                .step("no other node serves meanwhile: requests fail until the new node is ready");
+        } else {
+            self.reload(&self.conf_for(&remaining)?, "nodes out for replacement")
+                .await?;
+            let _spinner = self
+                .progress
+                .wait(format!("draining for {}s", drain.as_secs()));
+            tokio::time::sleep(drain).await;
+        }
+        try_join_all(names.iter().map(|name| self.remove(name))).await?;
+        try_join_all(
+            names
+                .iter()
+                .map(|name| self.bring_up(self.desired.get(name).expect("planned"), name)),
+        )
+        .await?;
+        self.reload(&self.conf_for(upstream)?, "replaced nodes back in the upstream")
+            .await
+    }
+
     /// Carries out `plan`. Safe to run again after a failure or an interruption:
     /// the next plan starts from what is observed then.
     pub async fn apply(&self, plan: &Plan) -> Result<()> {
@@ -483,6 +522,13 @@ impl Applier<'_> {
             .collect();
         let drain = Duration::from_secs(self.spec.rollout.drain_seconds as u64);
         for batch in rolls.chunks(self.spec.rollout.max_surge.max(1) as usize) {
+            if self.spec.app.host_port_base.is_some() {
+                // A node publishing a host port cannot have its replacement beside
+                // it (the port is taken): it leaves the upstream, drains and stops
+                // first, then the new one takes its name and port.
+                self.replace_stop_first(batch, &upstream, drain).await?;
+                continue;
+            }
             let olds: Vec<(String, String)> = batch
                 .iter()
                 .map(|(name, _)| {

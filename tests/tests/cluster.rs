@@ -469,3 +469,52 @@ fn a_node_failing_its_health_gate_stops_the_rollout_and_the_old_nodes_keep_servi
     let seen: BTreeSet<String> = nodes_seen(&c, 8).into_iter().collect();
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+#[test]
+fn nodes_publishing_host_ports_are_replaced_stop_first_without_failed_requests() {
+    let _serial = serial();
+    let c = Cluster::new("ports");
+    // Three consecutive free ports: nodes + max_surge.
+    let base = (0..50)
+        .map(|_| e2e::free_port())
+        .find(|p| {
+            *p < 65000 && (1..3).all(|k| std::net::TcpListener::bind(("127.0.0.1", p + k)).is_ok())
+        })
+        .expect("three free consecutive ports");
+    let edit = move |t: String| {
+        t.replace("nodes = 3 ", "nodes = 2 ").replace(
+            "# host_port_base = 4001",
+            &format!("host_port_base = {base}"),
+        )
+    };
+    c.write(edit);
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    let direct = |port: u16| -> String {
+        c.rt.block_on(async {
+            let r = c
+                .client()
+                .get(format!("http://127.0.0.1:{port}/api/health"))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["node"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+    };
+    assert_eq!(direct(base), format!("{}-app-1", c.name));
+    assert_eq!(direct(base + 1), format!("{}-app-2", c.name));
+
+    let load = Load::start(&c, 4);
+    std::thread::sleep(Duration::from_millis(300));
+    c.write(move |t| edit(t).replace("RUST_LOG = \"info\"", "RUST_LOG = \"debug\""));
+    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    let (ok, failed, errors) = load.finish();
+    assert!(ok > 50, "{ok}");
+    assert_eq!(failed, 0, "{errors:?}");
+    assert!(c.plan().is_empty());
+    // The replacements publish the same ports.
+    assert_eq!(direct(base), format!("{}-app-1", c.name));
+    assert_eq!(direct(base + 1), format!("{}-app-2", c.name));
+}
