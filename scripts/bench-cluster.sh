@@ -105,9 +105,8 @@ run_logged() { # logfile cmd...
         echo "error: '$*' failed; last lines of $logf:" >&2; tail -30 "$logf" >&2; return 1
     fi
 }
-# A node's own /api/ready, asked inside its container (what the health check does): nodes publish no
-# host port, since host_port_base and rolling updates do not mix (the new and the -old node would
-# both want the port).
+# A node's own /api/ready, asked inside its container (what the health check does), so nodes need
+# no published port (with host_port_base a rollout would replace them stop-first).
 PROBE="exec 3<>/dev/tcp/127.0.0.1/4000 && printf 'GET /api/ready HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"
 node_ready() { timeout 5 docker exec "$NAME-app-$1" bash -c "$PROBE" >/dev/null 2>&1; }
 all_ready() { local i; for i in $(seq "$1"); do node_ready "$i" || return 1; done; }
