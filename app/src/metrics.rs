@@ -1,8 +1,9 @@
 //! Prometheus metrics: requests by route and status with latency histograms, pool connections in
 //! use and idle, jobs by state and executions by outcome.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -79,25 +80,29 @@ struct Series {
     latency: metrics::Histogram,
 }
 
-/// Registered handles, so the hot path does no label allocation or registry lookup.
+/// Registered handles, so the hot path does no label allocation or registry lookup. Each
+/// runtime thread keeps its own cache (the handles share the same series), so requests never
+/// contend on a lock.
 fn series(key: SeriesKey, record: impl FnOnce(&Series)) {
-    static SERIES: OnceLock<RwLock<HashMap<SeriesKey, Series>>> = OnceLock::new();
-    let cache = SERIES.get_or_init(Default::default);
-    if let Some(series) = cache.read().expect("lock").get(&key) {
-        return record(series);
+    thread_local! {
+        static SERIES: RefCell<HashMap<SeriesKey, Series>> = RefCell::new(HashMap::new());
     }
-    let (method, route, status) = key;
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.to_string()),
-    ];
-    let mut cache = cache.write().expect("lock");
-    let series = cache.entry(key).or_insert_with(|| Series {
-        requests: metrics::counter!("http_requests_total", &labels),
-        latency: metrics::histogram!("http_request_duration_seconds", &labels),
+    SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let series = cache.entry(key).or_insert_with(|| {
+            let (method, route, status) = key;
+            let labels = [
+                ("method", method.to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.to_string()),
+            ];
+            Series {
+                requests: metrics::counter!("http_requests_total", &labels),
+                latency: metrics::histogram!("http_request_duration_seconds", &labels),
+            }
+        });
+        record(series);
     });
-    record(series);
 }
 
 /// Middleware: counts requests and records their latency by method, route and status.
