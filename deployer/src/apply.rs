@@ -363,8 +363,11 @@ impl Applier<'_> {
                 .map(|name| self.bring_up(self.desired.get(name).expect("planned"), name)),
         )
         .await?;
-        self.reload(&self.conf_for(upstream)?, "replaced nodes back in the upstream")
-            .await
+        self.reload(
+            &self.conf_for(upstream)?,
+            "replaced nodes back in the upstream",
+        )
+        .await
     }
 
     /// Carries out `plan`. Safe to run again after a failure or an interruption:
