@@ -155,7 +155,7 @@ impl Applier<'_> {
 
     /// Creates `c` under `name`, places its files, starts it.
     async fn create_and_start(&self, c: &DesiredContainer, name: &str) -> Result<()> {
-        let body = desired::create_body(self.spec, self.images, c, name);
+        let body = desired::create_body(self.spec, self.images, c);
         self.engine.create(name, body).await?;
         if let Some(tar) = self.secret_files(c.role)? {
             self.engine.upload(name, tar).await?;

@@ -231,7 +231,7 @@ fn shell_health(script: String) -> HealthConfig {
 /// Attached to the cluster's network, where the container's name resolves
 /// (Docker's embedded DNS; a rename updates it). No aliases: a replacement node
 /// must never share a name with the node it replaces.
-fn network(spec: &ClusterSpec, _name: &str) -> NetworkingConfig {
+fn network(spec: &ClusterSpec) -> NetworkingConfig {
     let n = Names::of(spec);
     NetworkingConfig {
         endpoints_config: Some(HashMap::from([(n.network(), EndpointSettings::default())])),
@@ -276,13 +276,12 @@ pub fn app_env(spec: &ClusterSpec, node_name: &str) -> Vec<String> {
     env
 }
 
-/// The container to create for `c`, under the container name `name` (a
-/// replacement node is created under a temporary name).
+/// The container to create for `c` (its name is given at creation: a migration
+/// runs under its own name).
 pub fn create_body(
     spec: &ClusterSpec,
     images: &Images,
     c: &DesiredContainer,
-    name: &str,
 ) -> ContainerCreateBody {
     let n = Names::of(spec);
     let labels = Some(labels(spec, c));
@@ -321,7 +320,7 @@ pub fn create_body(
                 restart_policy: restart(),
                 ..Default::default()
             }),
-            networking_config: Some(network(spec, name)),
+            networking_config: Some(network(spec)),
             ..Default::default()
         },
         Role::Redis => ContainerCreateBody {
@@ -348,7 +347,7 @@ pub fn create_body(
                 restart_policy: restart(),
                 ..Default::default()
             }),
-            networking_config: Some(network(spec, name)),
+            networking_config: Some(network(spec)),
             ..Default::default()
         },
         Role::App | Role::Migrate => {
@@ -384,7 +383,7 @@ pub fn create_body(
                     port_bindings,
                     ..Default::default()
                 }),
-                networking_config: Some(network(spec, name)),
+                networking_config: Some(network(spec)),
                 ..Default::default()
             }
         }
@@ -408,7 +407,7 @@ pub fn create_body(
                 restart_policy: restart(),
                 ..Default::default()
             }),
-            networking_config: Some(network(spec, name)),
+            networking_config: Some(network(spec)),
             ..Default::default()
         },
     }

@@ -273,8 +273,8 @@ pub async fn status_cmd(file: &Path, json_out: bool) -> anyhow::Result<Outcome> 
     }
     println!("cluster `{}`", names.cluster);
     println!(
-        "  {:<22} {:<9} {:<10} {:<10} {:<19} {:>5}  {}",
-        "NAME", "ROLE", "STATE", "HEALTH", "IMAGE", "CONNS", "STATUS"
+        "  {:<22} {:<9} {:<10} {:<10} {:<19} {:>5}  STATUS",
+        "NAME", "ROLE", "STATE", "HEALTH", "IMAGE", "CONNS"
     );
     for c in &observed.containers {
         let conns = usage

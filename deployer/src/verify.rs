@@ -1035,7 +1035,7 @@ impl<'a> Verifier<'a> {
     /// email), every job it caused, and any failed-login counter of its address.
     async fn cleanup(&self) -> Check {
         let email = self.email();
-        let sql = format!(
+        let sql = String::from(
             "WITH u AS (SELECT id FROM users WHERE email LIKE 'verify-%@verify.invalid'), \
              j AS (DELETE FROM jobs WHERE args ? 'verify' \
                    OR (kind = 'welcome_email' AND args->>'user_id' IN (SELECT id::text FROM u)) RETURNING 1), \

@@ -95,10 +95,8 @@ fn every_broken_file_is_refused_with_its_message_and_location() {
             .find(|d| d["message"].as_str().unwrap().contains(&case.expect));
         match (hit, case.at) {
             (None, _) => problems.push("no JSON diagnostic with the message".into()),
-            (Some(d), Some((l, c))) => {
-                if d["line"] != l || d["column"] != c {
-                    problems.push(format!("JSON location {}:{}", d["line"], d["column"]));
-                }
+            (Some(d), Some((l, c))) if d["line"] != l || d["column"] != c => {
+                problems.push(format!("JSON location {}:{}", d["line"], d["column"]));
             }
             _ => {}
         }

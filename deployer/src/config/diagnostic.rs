@@ -192,7 +192,7 @@ fn excerpt(text: &str, col: usize) -> (String, usize) {
         .collect();
     let mut caret = col - start;
     if start > 0 {
-        shown.insert_str(0, "…");
+        shown.insert(0, '…');
         caret += 1;
     }
     if end < chars.len() {
