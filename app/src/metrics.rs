@@ -2,9 +2,10 @@
 //! use and idle, jobs by state and executions by outcome.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
@@ -68,41 +69,122 @@ impl Metrics {
             }
             Err(error) => tracing::warn!(error = %error, "failed to count jobs for /metrics"),
         }
-        self.handle.render()
+        let mut text = self.handle.render();
+        text.push_str(&render_requests());
+        text
     }
 }
 
 /// One time series pair per method, route and status.
 type SeriesKey = (&'static str, &'static str, u16);
 
-struct Series {
-    requests: metrics::Counter,
-    latency: metrics::Histogram,
+/// The request counter and latency histogram of one series, as recorded by one thread.
+/// Only that thread writes it (relaxed atomics on its own cache lines, no lock, no
+/// allocation); `/metrics` sums every thread's cells.
+struct Cells {
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+    /// Non-cumulative counts per bucket of LATENCY_BUCKETS, then +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
 }
 
-/// Registered handles, so the hot path does no label allocation or registry lookup. Each
-/// runtime thread keeps its own cache (the handles share the same series), so requests never
-/// contend on a lock.
-fn series(key: SeriesKey, record: impl FnOnce(&Series)) {
-    thread_local! {
-        static SERIES: RefCell<HashMap<SeriesKey, Series>> = RefCell::new(HashMap::new());
+impl Cells {
+    fn new() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
     }
-    SERIES.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let series = cache.entry(key).or_insert_with(|| {
-            let (method, route, status) = key;
-            let labels = [
-                ("method", method.to_owned()),
-                ("route", route.to_owned()),
-                ("status", status.to_string()),
-            ];
-            Series {
-                requests: metrics::counter!("http_requests_total", &labels),
-                latency: metrics::histogram!("http_request_duration_seconds", &labels),
-            }
+
+    fn record(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every thread's cells, for rendering. A thread adds an entry the first time it sees a series.
+fn registry() -> &'static Mutex<Vec<(SeriesKey, Arc<Cells>)>> {
+    static REGISTRY: OnceLock<Mutex<Vec<(SeriesKey, Arc<Cells>)>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+fn record_request(key: SeriesKey, elapsed: Duration) {
+    thread_local! {
+        static CELLS: RefCell<HashMap<SeriesKey, Arc<Cells>>> = RefCell::new(HashMap::new());
+    }
+    CELLS.with(|cells| {
+        let mut cells = cells.borrow_mut();
+        let cell = cells.entry(key).or_insert_with(|| {
+            let cell = Arc::new(Cells::new());
+            registry()
+                .lock()
+                .expect("metrics registry")
+                .push((key, Arc::clone(&cell)));
+            cell
         });
-        record(series);
+        cell.record(elapsed);
     });
+}
+
+/// The request series in Prometheus text format (summed over threads).
+fn render_requests() -> String {
+    use std::fmt::Write;
+    let mut totals: BTreeMap<SeriesKey, (u64, u64, Vec<u64>)> = BTreeMap::new();
+    for (key, cells) in registry().lock().expect("metrics registry").iter() {
+        let entry = totals
+            .entry(*key)
+            .or_insert_with(|| (0, 0, vec![0; LATENCY_BUCKETS.len() + 1]));
+        entry.0 += cells.count.load(Ordering::Relaxed);
+        entry.1 += cells.sum_nanos.load(Ordering::Relaxed);
+        for (total, bucket) in entry.2.iter_mut().zip(&cells.buckets) {
+            *total += bucket.load(Ordering::Relaxed);
+        }
+    }
+    let mut out = String::new();
+    if totals.is_empty() {
+        return out;
+    }
+    out.push_str("# TYPE http_requests_total counter\n");
+    for ((method, route, status), (count, _, _)) in &totals {
+        let _ = writeln!(
+            out,
+            "http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}"
+        );
+    }
+    out.push_str("# TYPE http_request_duration_seconds histogram\n");
+    for ((method, route, status), (count, sum_nanos, buckets)) in &totals {
+        let labels = format!("method=\"{method}\",route=\"{route}\",status=\"{status}\"");
+        let mut cumulative = 0;
+        for (bound, n) in LATENCY_BUCKETS.iter().zip(buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "http_request_duration_seconds_sum{{{labels}}} {}",
+            *sum_nanos as f64 / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "http_request_duration_seconds_count{{{labels}}} {count}"
+        );
+    }
+    out
 }
 
 /// Middleware: counts requests and records their latency by method, route and status.
@@ -120,11 +202,10 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
         })
         .unwrap_or("unmatched");
     let response = next.run(request).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    series((method, route, response.status().as_u16()), |series| {
-        series.requests.increment(1);
-        series.latency.record(elapsed);
-    });
+    record_request(
+        (method, route, response.status().as_u16()),
+        started.elapsed(),
+    );
     response
 }
 
