@@ -111,8 +111,10 @@ impl Cells {
 }
 
 /// Every thread's cells, for rendering. A thread adds an entry the first time it sees a series.
-fn registry() -> &'static Mutex<Vec<(SeriesKey, Arc<Cells>)>> {
-    static REGISTRY: OnceLock<Mutex<Vec<(SeriesKey, Arc<Cells>)>>> = OnceLock::new();
+type Registry = Mutex<Vec<(SeriesKey, Arc<Cells>)>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
