@@ -105,3 +105,58 @@ async fn database_backed_requests_get_a_quick_503_when_the_database_is_down() {
         .await;
     assert_eq!(response.status(), 503);
 }
+
+#[tokio::test]
+async fn ready_is_503_when_redis_goes_away_and_logins_still_work() {
+    // A Redis of this test's own, so it can be stopped.
+    let port = crate::infra::free_port();
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/install-deps)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !crate::infra::ping_redis(port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let app = spawn_app_with(|s| {
+        let mut redis = test_redis("gone");
+        redis.url = format!("redis://127.0.0.1:{port}/");
+        s.redis = Some(redis);
+    })
+    .await;
+    assert_eq!(app.get("/api/ready").await.status(), 200);
+    app.sign_up("gone@example.com").await;
+
+    let _ = redis.kill();
+    let _ = redis.wait();
+
+    let started = std::time::Instant::now();
+    let response = app.get("/api/ready").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["redis"], "failing", "{body}");
+    assert_eq!(body["checks"]["database"], "ok", "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.get("/api/health").await.status(), 200);
+    // The limiter fails open: a broken Redis does not lock users out.
+    let token = app.token_for("gone@example.com").await;
+    assert_eq!(app.me(&token).await.status(), 200);
+}

@@ -52,7 +52,7 @@ fn fail(what: &str, error: &str) -> ! {
     );
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
@@ -266,7 +266,7 @@ fn start_redis() -> Result<String, String> {
     }
 }
 
-fn ping_redis(port: u16) -> bool {
+pub fn ping_redis(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
