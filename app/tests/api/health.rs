@@ -110,17 +110,9 @@ async fn database_backed_requests_get_a_quick_503_when_the_database_is_down() {
 async fn ready_is_503_when_redis_goes_away_and_logins_still_work() {
     // A Redis of this test's own, so it can be stopped.
     let port = crate::infra::free_port();
-    let mut redis = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
+    let command = crate::infra::redis_server_command(port);
+    let mut redis = std::process::Command::new(&command[0])
+        .args(&command[1..])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server is installed (scripts/install-deps)");

@@ -230,10 +230,9 @@ fn start_postgres() -> Result<PgConnectOptions, String> {
         .database("postgres"))
 }
 
-fn start_redis() -> Result<String, String> {
-    let dir = scratch_dir("redis");
-    let port = free_port();
-    let server: Vec<String> = [
+/// `redis-server` on 127.0.0.1:`port`, in memory only (no RDB, no AOF).
+pub fn redis_server_command(port: u16) -> Vec<String> {
+    [
         "redis-server",
         "--port",
         &port.to_string(),
@@ -243,12 +242,17 @@ fn start_redis() -> Result<String, String> {
         "",
         "--appendonly",
         "no",
-        "--dir",
-        &dir.display().to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
+    .collect()
+}
+
+fn start_redis() -> Result<String, String> {
+    let dir = scratch_dir("redis");
+    let port = free_port();
+    let mut server = redis_server_command(port);
+    server.extend(["--dir".to_string(), dir.display().to_string()]);
     let log = dir.join("redis.log");
     spawn_watched(&dir, &log, &server)?;
     let deadline = Instant::now() + Duration::from_secs(15);
