@@ -7,6 +7,8 @@
 #   5. jobs completed per second with 1 and 2 nodes (target >= 2,000/s)
 # Needs: wrk, curl, psql and PostgreSQL 15 server binaries (Debian: wrk curl postgresql).
 # Usage: scripts/bench-app.sh   (DURATION=8 seconds per wrk run, JOBS=20000 by default)
+#        COMPARE_APP=/path/to/other/app scripts/bench-app.sh   also measures another build of the
+#        app (say, main's) in the same run for steps 1 and 3, to judge a change side by side.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -64,7 +66,7 @@ export JWT_SECRET="bench-signing-key-bench-signing-key-0123"
 NODE_NAME=bench-migrate "$APP" migrate
 
 start_node() { # name port
-    NODE_NAME="$1" PORT="$2" "$APP" serve >"$WORK/$1.log" 2>&1 &
+    NODE_NAME="$1" PORT="$2" "${APP}" serve >"$WORK/$1.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do
         curl -fsS "http://127.0.0.1:$2/api/ready" >/dev/null 2>&1 && return 0
@@ -81,10 +83,15 @@ p99() { sed -n 's/^ *99% *\([0-9.]*[a-z]*\)$/\1/p'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 int() { printf '%.0f' "$1"; }
 
-P_BARE="$(free_port)"; P1="$(free_port)"; P2="$(free_port)"
+P_BARE="$(free_port)"; P1="$(free_port)"; P2="$(free_port)"; P_CMP="$(free_port)"
 PORT="$P_BARE" "$BARE" & PIDS+=($!)
 start_node bench-app-1 "$P1"
 NODE1_PID="${PIDS[-1]}"
+COMPARE_APP="${COMPARE_APP:-}"
+if [[ -n "$COMPARE_APP" ]]; then
+    APP="$COMPARE_APP" start_node bench-compare "$P_CMP"
+    COMPARE_PID="${PIDS[-1]}"
+fi
 
 echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), wrk -t2 -c32 -d${DURATION}s on loopback"
 
@@ -93,13 +100,19 @@ echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/load
 # during the run hurts both alike.
 best() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { print (a > b ? a : b) }'; }
 wrk -t2 -c32 -d2s "http://127.0.0.1:$P_BARE/" >/dev/null   # warm-up
-BARE_RPS=0; HEALTH_RPS=0
+BARE_RPS=0; HEALTH_RPS=0; CMP_RPS=0
 for _ in 1 2; do
     BARE_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P_BARE/" | rps)" "$BARE_RPS")"
     HEALTH_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P1/api/health" | rps)" "$HEALTH_RPS")"
+    if [[ -n "$COMPARE_APP" ]]; then
+        CMP_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P_CMP/api/health" | rps)" "$CMP_RPS")"
+    fi
 done
 echo "bare axum hello-world:     $(int "$BARE_RPS") req/s"
 echo "GET /api/health (1 node):  $(int "$HEALTH_RPS") req/s  = $(ratio "$HEALTH_RPS" "$BARE_RPS")x bare (target >= 0.8x)"
+if [[ -n "$COMPARE_APP" ]]; then
+    echo "  compare build:           $(int "$CMP_RPS") req/s  = $(ratio "$CMP_RPS" "$BARE_RPS")x bare"
+fi
 
 # 2. /api/auth/me ------------------------------------------------------------------------------
 PASSWORD="bench password 1"
@@ -116,13 +129,25 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"email":"bench@example.com","password":"$PASSWORD"}'
 LUA
-RAW_RATE=0; LOGIN_RPS=0
+# The raw rate is the faster of argon2's two ways of running (fresh or reused working memory,
+# see app/examples/argon2_rate.rs), each given the whole machine for DURATION seconds.
+RAW_ALLOC=0; RAW_REUSE=0; LOGIN_RPS=0; CMP_LOGIN_RPS=0
 for _ in 1 2; do
-    RAW_RATE="$(best "$(BENCH_SECONDS="$DURATION" "$ARGON2_RATE")" "$RAW_RATE")"
+    RAW="$(BENCH_SECONDS="$((DURATION / 2))" "$ARGON2_RATE")"
+    RAW_ALLOC="$(best "$(awk '$1 == "alloc" { print $2 }' <<<"$RAW")" "$RAW_ALLOC")"
+    RAW_REUSE="$(best "$(awk '$1 == "reuse" { print $2 }' <<<"$RAW")" "$RAW_REUSE")"
     LOGIN_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/login.lua" "http://127.0.0.1:$P1/api/auth/login" | rps)" "$LOGIN_RPS")"
+    if [[ -n "$COMPARE_APP" ]]; then
+        CMP_LOGIN_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/login.lua" "http://127.0.0.1:$P_CMP/api/auth/login" | rps)" "$CMP_LOGIN_RPS")"
+    fi
 done
-echo "raw argon2id (m=19456,t=2,p=1) on $(nproc) threads: $RAW_RATE hashes/s"
+RAW_RATE="$(best "$RAW_ALLOC" "$RAW_REUSE")"
+echo "raw argon2id (m=19456,t=2,p=1) on $(nproc) threads: $RAW_RATE hashes/s (fresh memory per hash: $RAW_ALLOC, reused: $RAW_REUSE)"
 echo "POST /api/auth/login:      $LOGIN_RPS logins/s = $(ratio "$LOGIN_RPS" "$RAW_RATE")x raw (target >= 0.9x)"
+if [[ -n "$COMPARE_APP" ]]; then
+    echo "  compare build:           $CMP_LOGIN_RPS logins/s = $(ratio "$CMP_LOGIN_RPS" "$RAW_RATE")x raw"
+    stop_node "$COMPARE_PID"
+fi
 
 # 4. health p99 under a login storm ------------------------------------------------------------
 wrk -t1 -c32 -d"$((DURATION + 2))s" -s "$WORK/login.lua" "http://127.0.0.1:$P1/api/auth/login" >/dev/null &

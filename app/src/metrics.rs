@@ -7,12 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::http::{Method, Request};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
+use tower::{Layer, Service};
 
 use crate::jobs::JobState;
 
@@ -189,26 +192,93 @@ fn render_requests() -> String {
     out
 }
 
-/// Middleware: counts requests and records their latency by method, route and status.
-pub async fn track_requests(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| {
-            crate::routes::ROUTES
-                .iter()
-                .copied()
-                .find(|route| *route == path.as_str())
-        })
-        .unwrap_or("unmatched");
-    let response = next.run(request).await;
-    record_request(
-        (method, route, response.status().as_u16()),
-        started.elapsed(),
-    );
-    response
+/// A tower layer that counts requests and records their latency by method, route and status.
+///
+/// It wraps each route on its own (see `routes::router`), so the route label is a constant of
+/// the layer: no lookup of the matched path, no allocation, no boxing or cloning of the inner
+/// service per request; the future only adds a timestamp and one recording on completion.
+#[derive(Clone, Copy, Debug)]
+pub struct TrackRequests {
+    route: &'static str,
+}
+
+impl TrackRequests {
+    /// Labels the requests of the wrapped service with `route` (a route pattern, or
+    /// `"unmatched"` for the fallback).
+    pub const fn route(route: &'static str) -> Self {
+        Self { route }
+    }
+}
+
+impl<S> Layer<S> for TrackRequests {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Tracked {
+            inner,
+            route: self.route,
+        }
+    }
+}
+
+/// The service [`TrackRequests`] wraps around a route.
+#[derive(Clone, Debug)]
+pub struct Tracked<S> {
+    inner: S,
+    route: &'static str,
+}
+
+impl<S, B> Service<Request<B>> for Tracked<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TrackedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let method = method_label(request.method());
+        TrackedFuture {
+            started: Instant::now(),
+            method,
+            route: self.route,
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Tracked`]: records the request when the response is ready.
+    pub struct TrackedFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        method: &'static str,
+        route: &'static str,
+    }
+}
+
+impl<F, E> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            record_request(
+                (this.method, this.route, response.status().as_u16()),
+                this.started.elapsed(),
+            );
+        }
+        Poll::Ready(result)
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {

@@ -4,6 +4,7 @@
 
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::config::LoginLimitSettings;
 
@@ -99,6 +100,54 @@ impl LoginLimiter {
         }
     }
 
+    /// A login attempt's verdict together with the user row (id, password hash) for `email`.
+    /// With the PostgreSQL store both come from one query, so a login costs one round trip
+    /// before the hash instead of two; with Redis the two lookups run concurrently. The user
+    /// lookup's error is the outer one (no login without it); the limiter's is the inner one
+    /// (the caller fails open).
+    pub async fn check_with_user(
+        &self,
+        pool: &PgPool,
+        email: &str,
+        key: &str,
+    ) -> Result<(Result<Verdict, LimitError>, Option<LoginUser>), sqlx::Error> {
+        match &self.store {
+            Store::Redis { .. } => {
+                let (verdict, user) = tokio::join!(self.check(key), find_user(pool, email));
+                Ok((verdict, user?))
+            }
+            Store::Postgres(_) => {
+                let (id, password_hash, failures, remaining): (
+                    Option<Uuid>,
+                    Option<String>,
+                    Option<i32>,
+                    Option<f64>,
+                ) = sqlx::query_as(
+                    "SELECT u.id, u.password_hash, f.failures,
+                            EXTRACT(EPOCH FROM f.window_ends_at - now())::float8
+                     FROM (VALUES (1)) AS attempt (one)
+                     LEFT JOIN users u ON lower(u.email) = lower($1)
+                     LEFT JOIN login_failures f ON f.key = $2 AND f.window_ends_at > now()",
+                )
+                .bind(email)
+                .bind(key)
+                .fetch_one(pool)
+                .await?;
+                let max = i64::from(self.settings.max_failures);
+                let verdict = match (failures, remaining) {
+                    (Some(failures), Some(remaining)) => {
+                        verdict(i64::from(failures), max, remaining.ceil() as i64)
+                    }
+                    _ => Verdict::Allowed { failures: 0 },
+                };
+                let user = id
+                    .zip(password_hash)
+                    .map(|(id, password_hash)| LoginUser { id, password_hash });
+                Ok((Ok(verdict), user))
+            }
+        }
+    }
+
     pub async fn record_failure(&self, key: &str) -> Result<(), LimitError> {
         let window = self.settings.window.as_secs().max(1);
         match &self.store {
@@ -158,6 +207,22 @@ impl LoginLimiter {
         }
         Ok(())
     }
+}
+
+/// The user a login names.
+#[derive(Debug)]
+pub struct LoginUser {
+    pub id: Uuid,
+    pub password_hash: String,
+}
+
+async fn find_user(pool: &PgPool, email: &str) -> Result<Option<LoginUser>, sqlx::Error> {
+    let row: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(id, password_hash)| LoginUser { id, password_hash }))
 }
 
 /// Deletes expired PostgreSQL counters; any node may run it.

@@ -72,7 +72,11 @@ pub async fn login(
     errors.into_result()?;
 
     let key = LoginLimiter::key(&email, &client);
-    let earlier_failures = match state.login_limiter.check(&key).await {
+    let (verdict, user) = state
+        .login_limiter
+        .check_with_user(&state.pool, &email, &key)
+        .await?;
+    let earlier_failures = match verdict {
         Ok(Verdict::Allowed { failures }) => failures,
         Ok(Verdict::Blocked { retry_after_secs }) => {
             return Err(ApiError::TooManyFailedLogins { retry_after_secs })
@@ -83,14 +87,8 @@ pub async fn login(
             0
         }
     };
-
-    let user: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE lower(email) = lower($1)")
-            .bind(&email)
-            .fetch_optional(&state.pool)
-            .await?;
     let (user_id, stored_hash) = match user {
-        Some((id, hash)) => (Some(id), Some(hash)),
+        Some(user) => (Some(user.id), Some(user.password_hash)),
         None => (None, None),
     };
     // Unknown emails are verified against a dummy hash, so both failures take as long.

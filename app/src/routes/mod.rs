@@ -7,43 +7,47 @@ mod metrics;
 mod users;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
+use crate::metrics::TrackRequests;
 use crate::state::AppState;
-
-/// Every route, as the `route` label of the request metrics.
-pub const ROUTES: [&str; 9] = [
-    "/api/health",
-    "/api/ready",
-    "/api/users",
-    "/api/auth/login",
-    "/api/auth/me",
-    "/api/jobs",
-    "/api/jobs/stats",
-    "/api/jobs/{id}",
-    "/metrics",
-];
 
 pub fn router(state: AppState, body_limit: usize) -> Router {
     Router::new()
-        .route("/api/health", get(health::health))
-        .route("/api/ready", get(health::ready))
-        .route("/api/users", post(users::create).get(users::list))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/jobs", post(jobs::create))
-        .route("/api/jobs/stats", get(jobs::stats))
-        .route("/api/jobs/{id}", get(jobs::show))
-        .route("/metrics", get(metrics::render))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .route("/api/health", tracked("/api/health", get(health::health)))
+        .route("/api/ready", tracked("/api/ready", get(health::ready)))
+        .route(
+            "/api/users",
+            tracked("/api/users", post(users::create).get(users::list)),
+        )
+        .route(
+            "/api/auth/login",
+            tracked("/api/auth/login", post(auth::login)),
+        )
+        .route("/api/auth/me", tracked("/api/auth/me", get(auth::me)))
+        .route("/api/jobs", tracked("/api/jobs", post(jobs::create)))
+        .route(
+            "/api/jobs/stats",
+            tracked("/api/jobs/stats", get(jobs::stats)),
+        )
+        .route("/api/jobs/{id}", tracked("/api/jobs/{id}", get(jobs::show)))
+        .route("/metrics", tracked("/metrics", get(metrics::render)))
+        .fallback(not_found.layer(TrackRequests::route("unmatched")))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// A route's methods with the JSON 405 for the others, counted in the request metrics under
+/// the route's pattern (`route` must be the path it is mounted at).
+fn tracked(route: &'static str, methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    methods
+        .fallback(method_not_allowed)
+        .layer(TrackRequests::route(route))
 }
 
 async fn not_found() -> ApiError {
