@@ -26,6 +26,12 @@ pub const CHANNEL: &str = "jobs_inserted";
 /// The most acknowledgements written in one statement.
 const ACK_BATCH: usize = 512;
 
+/// How long the producer keeps gathering free slots after the first before it fetches, and the
+/// completer keeps gathering acknowledgements before it writes them: a round trip then claims
+/// or acknowledges a batch rather than a job or two (Oban's dispatch cooldown plays this part,
+/// 5 ms there). Short jobs free every slot well within it; long ones wait at most this long.
+const COALESCE: Duration = Duration::from_millis(1);
+
 pub struct JobRunner {
     pool: PgPool,
     listener_pool: PgPool,
@@ -142,11 +148,19 @@ impl JobRunner {
                 _ = stop.changed() => return,
             };
             let mut permits = vec![first];
+            let gather_until = Instant::now() + COALESCE;
             while permits.len() < workers {
-                match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
-                }
+                let permit = match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        let next = Arc::clone(&slots).acquire_owned();
+                        match tokio::time::timeout_at(gather_until, next).await {
+                            Ok(permit) => permit.expect("never closed"),
+                            Err(_) => break,
+                        }
+                    }
+                };
+                permits.push(permit);
             }
             let wanted = permits.len();
             let jobs = match queue::fetch(&self.pool, &self.node, wanted, self.settings.lease).await
@@ -242,6 +256,16 @@ async fn complete(
 ) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
     while acks.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        if batch.len() < ACK_BATCH {
+            // Let the jobs finishing about now join this statement.
+            tokio::time::sleep(COALESCE).await;
+            while batch.len() < ACK_BATCH {
+                match acks.try_recv() {
+                    Ok(ack) => batch.push(ack),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut done = Vec::with_capacity(batch.len());
         for ack in batch.drain(..) {
             match ack.result {
