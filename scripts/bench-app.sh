@@ -7,6 +7,7 @@
 #   5. jobs completed per second with 1 and 2 nodes (target >= 2,000/s)
 # Needs: wrk, curl, psql and PostgreSQL 15 server binaries (Debian: wrk curl postgresql).
 # Usage: scripts/bench-app.sh   (DURATION=8 seconds per wrk run, JOBS=20000 by default)
+#        STEPS="1 3" scripts/bench-app.sh   runs only those steps; ROUNDS=3 rounds in steps 1 and 3
 #        COMPARE_APP=/path/to/other/app scripts/bench-app.sh   also measures another build of the
 #        app (say, main's) in the same run for steps 1 and 3, to judge a change side by side.
 set -euo pipefail
@@ -82,6 +83,9 @@ rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p'; }
 p99() { sed -n 's/^ *99% *\([0-9.]*[a-z]*\)$/\1/p'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 int() { printf '%.0f' "$1"; }
+ROUNDS="${ROUNDS:-3}"
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+best() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { print (a > b ? a : b) }'; }
 
 P_BARE="$(free_port)"; P1="$(free_port)"; P2="$(free_port)"; P_CMP="$(free_port)"
 PORT="$P_BARE" "$BARE" & PIDS+=($!)
@@ -93,71 +97,99 @@ if [[ -n "$COMPARE_APP" ]]; then
     COMPARE_PID="${PIDS[-1]}"
 fi
 
-echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), wrk -t2 -c32 -d${DURATION}s on loopback"
-
-# 1. health vs bare ------------------------------------------------------------------------------
-# Alternate the two servers and keep the best of two runs each, so background load drifting
-# during the run hurts both alike.
-best() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { print (a > b ? a : b) }'; }
-wrk -t2 -c32 -d2s "http://127.0.0.1:$P_BARE/" >/dev/null   # warm-up
-BARE_RPS=0; HEALTH_RPS=0; CMP_RPS=0
-for _ in 1 2; do
-    BARE_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P_BARE/" | rps)" "$BARE_RPS")"
-    HEALTH_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P1/api/health" | rps)" "$HEALTH_RPS")"
-    if [[ -n "$COMPARE_APP" ]]; then
-        CMP_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" "http://127.0.0.1:$P_CMP/api/health" | rps)" "$CMP_RPS")"
-    fi
-done
-echo "bare axum hello-world:     $(int "$BARE_RPS") req/s"
-echo "GET /api/health (1 node):  $(int "$HEALTH_RPS") req/s  = $(ratio "$HEALTH_RPS" "$BARE_RPS")x bare (target >= 0.8x)"
-if [[ -n "$COMPARE_APP" ]]; then
-    echo "  compare build:           $(int "$CMP_RPS") req/s  = $(ratio "$CMP_RPS" "$BARE_RPS")x bare"
-fi
-
-# 2. /api/auth/me ------------------------------------------------------------------------------
+# A user to log in as (steps 2-4).
 PASSWORD="bench password 1"
 curl -fsS -o /dev/null -H 'content-type: application/json' "http://127.0.0.1:$P1/api/users" \
     -d "{\"email\":\"bench@example.com\",\"full_name\":\"Bench\",\"password\":\"$PASSWORD\",\"password_confirmation\":\"$PASSWORD\"}"
 TOKEN="$(curl -fsS -H 'content-type: application/json' "http://127.0.0.1:$P1/api/auth/login" \
     -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')"
-ME_RPS="$(wrk -t2 -c32 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P1/api/auth/me" | rps)"
-echo "GET /api/auth/me:          $(int "$ME_RPS") req/s"
-
-# 3. logins vs raw argon2 ----------------------------------------------------------------------
 cat >"$WORK/login.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"email":"bench@example.com","password":"$PASSWORD"}'
 LUA
-# The raw rate is the faster of argon2's two ways of running (fresh or reused working memory,
-# see app/examples/argon2_rate.rs), each given the whole machine for DURATION seconds.
-RAW_ALLOC=0; RAW_REUSE=0; LOGIN_RPS=0; CMP_LOGIN_RPS=0
-for _ in 1 2; do
-    RAW="$(BENCH_SECONDS="$((DURATION / 2))" "$ARGON2_RATE")"
-    RAW_ALLOC="$(best "$(awk '$1 == "alloc" { print $2 }' <<<"$RAW")" "$RAW_ALLOC")"
-    RAW_REUSE="$(best "$(awk '$1 == "reuse" { print $2 }' <<<"$RAW")" "$RAW_REUSE")"
-    LOGIN_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/login.lua" "http://127.0.0.1:$P1/api/auth/login" | rps)" "$LOGIN_RPS")"
+STEPS="${STEPS:-1 2 3 4 5}"
+want() { [[ " $STEPS " == *" $1 "* ]]; }
+
+echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), wrk -t2 -c32 -d${DURATION}s on loopback"
+
+# 1. health vs bare ------------------------------------------------------------------------------
+if want 1; then
+# Rounds alternate the servers; each round's ratio pairs runs seconds apart, so background load
+# drifting during the run hurts both alike. The median of ROUNDS ratios is the figure.
+get_rps() { wrk -t2 -c32 -d"${DURATION}s" "$1" | rps; }
+wrk -t2 -c32 -d2s "http://127.0.0.1:$P_BARE/" >/dev/null   # warm-up
+BARES=""; HEALTHS=""; H_RATIOS=""; CMPS=""; CMP_H_RATIOS=""
+for round in $(seq "$ROUNDS"); do
+    BARE_RPS="$(get_rps "http://127.0.0.1:$P_BARE/")"
+    HEALTH_RPS="$(get_rps "http://127.0.0.1:$P1/api/health")"
+    BARES+=" $BARE_RPS"; HEALTHS+=" $HEALTH_RPS"; H_RATIOS+=" $(ratio "$HEALTH_RPS" "$BARE_RPS")"
+    line="round $round: bare $(int "$BARE_RPS"), /api/health $(int "$HEALTH_RPS") req/s"
     if [[ -n "$COMPARE_APP" ]]; then
-        CMP_LOGIN_RPS="$(best "$(wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/login.lua" "http://127.0.0.1:$P_CMP/api/auth/login" | rps)" "$CMP_LOGIN_RPS")"
+        CMP_RPS="$(get_rps "http://127.0.0.1:$P_CMP/api/health")"
+        CMPS+=" $CMP_RPS"; CMP_H_RATIOS+=" $(ratio "$CMP_RPS" "$BARE_RPS")"
+        line+=", compare build $(int "$CMP_RPS")"
     fi
+    echo "  $line"
 done
-RAW_RATE="$(best "$RAW_ALLOC" "$RAW_REUSE")"
-echo "raw argon2id (m=19456,t=2,p=1) on $(nproc) threads: $RAW_RATE hashes/s (fresh memory per hash: $RAW_ALLOC, reused: $RAW_REUSE)"
-echo "POST /api/auth/login:      $LOGIN_RPS logins/s = $(ratio "$LOGIN_RPS" "$RAW_RATE")x raw (target >= 0.9x)"
+echo "bare axum hello-world:     median $(int "$(median <<<"$BARES")") req/s"
+echo "GET /api/health (1 node):  median $(int "$(median <<<"$HEALTHS")") req/s = $(median <<<"$H_RATIOS")x bare (median of $ROUNDS rounds; target >= 0.8x)"
 if [[ -n "$COMPARE_APP" ]]; then
-    echo "  compare build:           $CMP_LOGIN_RPS logins/s = $(ratio "$CMP_LOGIN_RPS" "$RAW_RATE")x raw"
-    stop_node "$COMPARE_PID"
+    echo "  compare build:           median $(int "$(median <<<"$CMPS")") req/s = $(median <<<"$CMP_H_RATIOS")x bare"
+fi
 fi
 
+# 2. /api/auth/me ------------------------------------------------------------------------------
+if want 2; then
+ME_RPS="$(wrk -t2 -c32 -d"${DURATION}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P1/api/auth/me" | rps)"
+echo "GET /api/auth/me:          $(int "$ME_RPS") req/s"
+fi
+
+# 3. logins vs raw argon2 ----------------------------------------------------------------------
+if want 3; then
+# The raw rate is the faster of argon2's two ways of running (fresh or reused working memory,
+# see app/examples/argon2_rate.rs), each given the whole machine for DURATION/2 seconds. The
+# hash rate of this machine drifts with its neighbours' memory traffic, so raw and login runs
+# alternate for ROUNDS rounds and each round's login rate is divided by that round's raw rate;
+# the median of those ratios is the figure.
+login_rps() { wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/login.lua" "http://127.0.0.1:$1/api/auth/login" | rps; }
+ALLOCS=""; REUSES=""; LOGINS=""; RATIOS=""; CMP_LOGINS=""; CMP_RATIOS=""
+for round in $(seq "$ROUNDS"); do
+    RAW="$(BENCH_SECONDS="$((DURATION / 2))" "$ARGON2_RATE")"
+    ALLOC="$(awk '$1 == "alloc" { print $2 }' <<<"$RAW")"
+    REUSE="$(awk '$1 == "reuse" { print $2 }' <<<"$RAW")"
+    RAW_RATE="$(best "$ALLOC" "$REUSE")"
+    LOGIN="$(login_rps "$P1")"
+    ALLOCS+=" $ALLOC"; REUSES+=" $REUSE"; LOGINS+=" $LOGIN"; RATIOS+=" $(ratio "$LOGIN" "$RAW_RATE")"
+    line="round $round: raw $ALLOC fresh / $REUSE reused hashes/s, logins $LOGIN/s"
+    if [[ -n "$COMPARE_APP" ]]; then
+        CMP_LOGIN="$(login_rps "$P_CMP")"
+        CMP_LOGINS+=" $CMP_LOGIN"; CMP_RATIOS+=" $(ratio "$CMP_LOGIN" "$RAW_RATE")"
+        line+=", compare build $CMP_LOGIN/s"
+    fi
+    echo "  $line"
+done
+echo "raw argon2id (m=19456,t=2,p=1) on $(nproc) threads: median $(median <<<"$REUSES") hashes/s with reused memory, $(median <<<"$ALLOCS") with fresh memory per hash"
+echo "POST /api/auth/login:      median $(median <<<"$LOGINS") logins/s = $(median <<<"$RATIOS")x raw (median of $ROUNDS rounds; target >= 0.9x)"
+if [[ -n "$COMPARE_APP" ]]; then
+    echo "  compare build:           median $(median <<<"$CMP_LOGINS") logins/s = $(median <<<"$CMP_RATIOS")x raw"
+fi
+fi
+# The compare build is done with: it must not take jobs in step 5.
+if [[ -n "$COMPARE_APP" ]]; then stop_node "$COMPARE_PID"; fi
+
 # 4. health p99 under a login storm ------------------------------------------------------------
+if want 4; then
 wrk -t1 -c32 -d"$((DURATION + 2))s" -s "$WORK/login.lua" "http://127.0.0.1:$P1/api/auth/login" >/dev/null &
 STORM=$!
 sleep 1
 HEALTH_P99="$(wrk -t1 -c4 -d"${DURATION}s" --latency "http://127.0.0.1:$P1/api/health" | p99)"
 wait "$STORM" || true
 echo "/api/health p99 during a login storm: $HEALTH_P99 (target < 10ms)"
+fi
 
 # 5. jobs per second ---------------------------------------------------------------------------
+if want 5; then
 jobs_run() { # label
     psql_q "DELETE FROM jobs" >/dev/null
     local start end done=0
@@ -178,3 +210,4 @@ jobs_run "1 node, JOB_WORKERS=4"
 start_node bench-app-2 "$P2"
 jobs_run "2 nodes, JOB_WORKERS=4 each"
 stop_node "$NODE1_PID"
+fi

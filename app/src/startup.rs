@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::Request;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -127,11 +128,11 @@ impl Application {
             "node started"
         );
 
-        let app = routes::router(state.clone(), settings.body_limit);
+        let app = routes::service(state.clone(), settings.body_limit);
         let mut server_stop = stop_rx.clone();
         let server = axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
         )
         .with_graceful_shutdown(async move {
             let _ = server_stop.wait_for(|stop| *stop).await;

@@ -23,6 +23,32 @@ async fn health_has_the_fixed_shape() {
 }
 
 #[tokio::test]
+async fn health_is_fresh_on_every_call_and_names_its_own_node() {
+    // Two nodes in one process: the per-thread rendering must never answer one with the other.
+    let (one, two) = (spawn_app().await, spawn_app().await);
+    let health = |body: Value| {
+        let at = chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).unwrap();
+        (
+            at,
+            body["uptime"].as_f64().unwrap(),
+            body["node"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (first_at, first_uptime, node) = health(one.get("/api/health").await.json().await.unwrap());
+    assert_eq!(node, one.node);
+    let (_, _, node) = health(two.get("/api/health").await.json().await.unwrap());
+    assert_eq!(node, two.node);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (later_at, later_uptime, node) = health(one.get("/api/health").await.json().await.unwrap());
+    assert_eq!(node, one.node);
+    assert!(later_at > first_at, "{later_at} should be after {first_at}");
+    assert!(
+        later_uptime > first_uptime,
+        "{later_uptime} should be above {first_uptime}"
+    );
+}
+
+#[tokio::test]
 async fn ready_checks_the_database_and_redis() {
     let app = spawn_app_with(|s| s.redis = Some(test_redis("ready"))).await;
     let response = app.get("/api/ready").await;
