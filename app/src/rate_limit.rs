@@ -67,39 +67,6 @@ impl LoginLimiter {
         format!("{}|{client}", email.trim().to_lowercase())
     }
 
-    pub async fn check(&self, key: &str) -> Result<Verdict, LimitError> {
-        let max = i64::from(self.settings.max_failures);
-        match &self.store {
-            Store::Redis { connection, prefix } => {
-                let mut connection = connection.clone();
-                let redis_key = redis_key(prefix, key);
-                let (failures, ttl): (Option<i64>, i64) = redis::pipe()
-                    .get(&redis_key)
-                    .ttl(&redis_key)
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(LimitError::Redis)?;
-                Ok(verdict(failures.unwrap_or(0), max, ttl))
-            }
-            Store::Postgres(pool) => {
-                let row: Option<(i32, f64)> = sqlx::query_as(
-                    "SELECT failures, EXTRACT(EPOCH FROM window_ends_at - now())::float8
-                     FROM login_failures WHERE key = $1 AND window_ends_at > now()",
-                )
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-                .map_err(LimitError::Postgres)?;
-                Ok(match row {
-                    Some((failures, remaining)) => {
-                        verdict(i64::from(failures), max, remaining.ceil() as i64)
-                    }
-                    None => Verdict::Allowed { failures: 0 },
-                })
-            }
-        }
-    }
-
     /// A login attempt's verdict together with the user row (id, password hash) for `email`.
     /// With the PostgreSQL store both come from one query, so a login costs one round trip
     /// before the hash instead of two; with Redis the two lookups run concurrently. The user
@@ -112,8 +79,12 @@ impl LoginLimiter {
         key: &str,
     ) -> Result<(Result<Verdict, LimitError>, Option<LoginUser>), sqlx::Error> {
         match &self.store {
-            Store::Redis { .. } => {
-                let (verdict, user) = tokio::join!(self.check(key), find_user(pool, email));
+            Store::Redis { connection, prefix } => {
+                let max = i64::from(self.settings.max_failures);
+                let (verdict, user) = tokio::join!(
+                    check_redis(connection.clone(), redis_key(prefix, key), max),
+                    find_user(pool, email)
+                );
                 Ok((verdict, user?))
             }
             Store::Postgres(_) => {
@@ -207,6 +178,20 @@ impl LoginLimiter {
         }
         Ok(())
     }
+}
+
+async fn check_redis(
+    mut connection: ConnectionManager,
+    redis_key: String,
+    max: i64,
+) -> Result<Verdict, LimitError> {
+    let (failures, ttl): (Option<i64>, i64) = redis::pipe()
+        .get(&redis_key)
+        .ttl(&redis_key)
+        .query_async(&mut connection)
+        .await
+        .map_err(LimitError::Redis)?;
+    Ok(verdict(failures.unwrap_or(0), max, ttl))
 }
 
 /// The user a login names.

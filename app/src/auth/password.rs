@@ -204,20 +204,12 @@ fn compute(
     if memory.len() < blocks {
         memory.resize(blocks, Block::new());
     }
-    let mut argon2_error = None;
-    let output = Output::init_with(output_len, |out| {
-        argon2
-            .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..])
-            .map_err(|error| {
-                argon2_error = Some(error);
-                argon2::password_hash::Error::Crypto
-            })
-    });
-    match (output, argon2_error) {
-        (Ok(output), _) => Ok(output),
-        (Err(_), Some(error)) => Err(PasswordError::Argon2(error)),
-        (Err(error), None) => Err(PasswordError::Hash(error)),
-    }
+    let mut bytes = [0u8; Output::MAX_LENGTH];
+    let bytes = &mut bytes[..output_len.min(Output::MAX_LENGTH)];
+    argon2
+        .hash_password_into_with_memory(password.as_bytes(), salt, bytes, &mut memory[..])
+        .map_err(PasswordError::Argon2)?;
+    Output::new(bytes).map_err(PasswordError::Hash)
 }
 
 #[cfg(test)]
