@@ -247,6 +247,14 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Waits `drain` for requests already sent to nodes on their way out, with a spinner.
+    async fn drain(&self, drain: Duration) {
+        let _spinner = self
+            .progress
+            .wait(format!("draining for {}s", drain.as_secs()));
+        tokio::time::sleep(drain).await;
+    }
+
     fn conf_for(&self, upstream: &[String]) -> Result<String> {
         if upstream == self.canonical_upstream() {
             return Ok(self.desired.nginx_conf.clone());
@@ -351,10 +359,7 @@ impl Applier<'_> {
         } else {
             self.reload(&self.conf_for(&remaining)?, "nodes out for replacement")
                 .await?;
-            let _spinner = self
-                .progress
-                .wait(format!("draining for {}s", drain.as_secs()));
-            tokio::time::sleep(drain).await;
+            self.drain(drain).await;
         }
         try_join_all(names.iter().map(|name| self.remove(name))).await?;
         try_join_all(
@@ -562,12 +567,7 @@ impl Applier<'_> {
             }
             self.reload(&self.conf_for(&upstream)?, "traffic to the new nodes")
                 .await?;
-            {
-                let _spinner = self
-                    .progress
-                    .wait(format!("draining for {}s", drain.as_secs()));
-                tokio::time::sleep(drain).await;
-            }
+            self.drain(drain).await;
             try_join_all(olds.iter().map(|(name, old)| async move {
                 self.remove(old).await?;
                 self.progress
@@ -592,12 +592,7 @@ impl Applier<'_> {
                 )
                 .await?;
             }
-            {
-                let _spinner = self
-                    .progress
-                    .wait(format!("draining for {}s", drain.as_secs()));
-                tokio::time::sleep(drain).await;
-            }
+            self.drain(drain).await;
             try_join_all(surplus.iter().map(|name| async move {
                 self.remove(name).await?;
                 self.progress
