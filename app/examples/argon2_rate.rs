@@ -76,9 +76,9 @@ fn rate(params: &Params, mode: Mode, threads: usize, seconds: u64) -> f64 {
 
 fn main() {
     let params = Params::new(
-        var("ARGON2_MEMORY_KIB", 19_456),
-        var("ARGON2_ITERATIONS", 2),
-        var("ARGON2_PARALLELISM", 1),
+        var(node_contract::var::ARGON2_MEMORY_KIB, 19_456),
+        var(node_contract::var::ARGON2_ITERATIONS, 2),
+        var(node_contract::var::ARGON2_PARALLELISM, 1),
         None,
     )
     .expect("valid argon2 parameters");

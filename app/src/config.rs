@@ -4,7 +4,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use node_contract::{var, Secret};
 use sqlx::postgres::PgConnectOptions;
+
+/// How the node writes its logs: the contract's type, so the deployer and the node agree.
+pub use node_contract::LogFormat;
 
 /// The shortest JWT signing key accepted, in bytes.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
@@ -23,7 +27,9 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error(
-        "no JWT signing key: set JWT_SECRET_FILE (preferred) or JWT_SECRET to a key of at least {MIN_JWT_SECRET_LEN} bytes"
+        "no JWT signing key: set {} (preferred) or {} to a key of at least {MIN_JWT_SECRET_LEN} bytes",
+        var::JWT_SECRET_FILE,
+        var::JWT_SECRET
     )]
     MissingJwtSecret,
     #[error(
@@ -33,6 +39,13 @@ pub enum ConfigError {
         source_name: &'static str,
         len: usize,
     },
+    #[error(
+        "{}/{}/{} is invalid: {error}",
+        var::ARGON2_MEMORY_KIB,
+        var::ARGON2_ITERATIONS,
+        var::ARGON2_PARALLELISM
+    )]
+    InvalidArgon2Params { error: argon2::Error },
 }
 
 /// Where settings come from: the process environment, or a map in tests.
@@ -55,26 +68,19 @@ impl<F: Fn(&str) -> Option<String>> Env for F {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
+/// `LOG_FORMAT` from the process environment (read before the rest, to log their errors).
+pub fn log_format_from_env() -> Result<LogFormat, ConfigError> {
+    log_format(&ProcessEnv)
 }
 
-impl LogFormat {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&ProcessEnv)
-    }
-
-    pub fn from_lookup(env: &impl Env) -> Result<Self, ConfigError> {
-        match env.get("LOG_FORMAT").as_deref() {
-            None | Some("json") => Ok(Self::Json),
-            Some("text") => Ok(Self::Text),
-            Some(other) => Err(ConfigError::Invalid {
-                name: "LOG_FORMAT",
-                reason: format!("expected `json` or `text`, got `{other}`"),
-            }),
-        }
+/// `LOG_FORMAT`: `json` (the default) or `text`.
+pub fn log_format(env: &impl Env) -> Result<LogFormat, ConfigError> {
+    match env.get(var::LOG_FORMAT) {
+        None => Ok(LogFormat::Json),
+        Some(raw) => LogFormat::parse(&raw).ok_or_else(|| ConfigError::Invalid {
+            name: var::LOG_FORMAT,
+            reason: format!("expected `json` or `text`, got `{raw}`"),
+        }),
     }
 }
 
@@ -94,22 +100,23 @@ impl DatabaseSettings {
 
     pub fn from_lookup(env: &impl Env) -> Result<Self, ConfigError> {
         let url = env
-            .get("DATABASE_URL")
-            .ok_or(ConfigError::Missing("DATABASE_URL"))?;
+            .get(var::DATABASE_URL)
+            .ok_or(ConfigError::Missing(var::DATABASE_URL))?;
         let mut connect_options =
             PgConnectOptions::from_str(&url).map_err(|error| ConfigError::Invalid {
-                name: "DATABASE_URL",
+                name: var::DATABASE_URL,
                 reason: error.to_string(),
             })?;
-        if let Some(path) = env.get("DATABASE_PASSWORD_FILE") {
-            let password = read_secret_file("DATABASE_PASSWORD_FILE", &path)?;
+        let password_file = Secret::DatabasePassword.env_var();
+        if let Some(path) = env.get(password_file) {
+            let password = read_secret_file(password_file, &path)?;
             connect_options = connect_options.password(&password);
         }
         let node_name = node_name(env)?;
-        let pool_size = parse_or("DATABASE_POOL_SIZE", env, 10u32)?;
+        let pool_size = parse_or(var::DATABASE_POOL_SIZE, env, 10u32)?;
         if pool_size == 0 {
             return Err(ConfigError::Invalid {
-                name: "DATABASE_POOL_SIZE",
+                name: var::DATABASE_POOL_SIZE,
                 reason: "must be at least 1".into(),
             });
         }
@@ -231,32 +238,37 @@ impl Settings {
     pub fn from_lookup(env: &impl Env) -> Result<Self, ConfigError> {
         let database = DatabaseSettings::from_lookup(env)?;
         let node_name = node_name(env)?;
-        let port = parse_or("PORT", env, 4000u16)?;
+        let port = parse_or(var::PORT, env, 4000u16)?;
         let secret = jwt_secret(env)?;
         let jwt = JwtSettings {
             secret,
-            ttl: Duration::from_secs(positive("JWT_TTL_SECS", env, 900)?),
-            issuer: env.get("JWT_ISSUER").unwrap_or_else(|| "app".into()),
+            ttl: Duration::from_secs(positive(var::JWT_TTL_SECS, env, 900)?),
+            issuer: env.get(var::JWT_ISSUER).unwrap_or_else(|| "app".into()),
         };
-        let redis = env.get("REDIS_URL").map(|url| RedisSettings {
+        let redis = env.get(var::REDIS_URL).map(|url| RedisSettings {
             url,
-            key_prefix: env.get("REDIS_KEY_PREFIX").unwrap_or_else(|| "app".into()),
+            key_prefix: env
+                .get(var::REDIS_KEY_PREFIX)
+                .unwrap_or_else(|| "app".into()),
         });
-        let log_format = LogFormat::from_lookup(env)?;
+        let log_format = log_format(env)?;
         let jobs = JobSettings {
-            workers: positive("JOB_WORKERS", env, 4)? as usize,
-            lease: Duration::from_secs(positive("JOB_LEASE_SECS", env, 30)?),
-            poll_interval: Duration::from_millis(positive("JOB_POLL_INTERVAL_MS", env, 1000)?),
-            backoff_base: Duration::from_millis(positive("JOB_BACKOFF_BASE_MS", env, 2000)?),
-            retention: Duration::from_secs(3600 * positive("JOB_RETENTION_HOURS", env, 168)?),
+            workers: positive(var::JOB_WORKERS, env, 4)? as usize,
+            lease: Duration::from_secs(positive(var::JOB_LEASE_SECS, env, 30)?),
+            poll_interval: Duration::from_millis(positive(var::JOB_POLL_INTERVAL_MS, env, 1000)?),
+            backoff_base: Duration::from_millis(positive(var::JOB_BACKOFF_BASE_MS, env, 2000)?),
+            retention: Duration::from_secs(3600 * positive(var::JOB_RETENTION_HOURS, env, 168)?),
         };
         let owasp = PasswordSettings::owasp();
         let passwords = PasswordSettings {
-            memory_kib: positive("ARGON2_MEMORY_KIB", env, owasp.memory_kib.into())? as u32,
-            iterations: positive("ARGON2_ITERATIONS", env, owasp.iterations.into())? as u32,
-            parallelism: positive("ARGON2_PARALLELISM", env, owasp.parallelism.into())? as u32,
-            concurrency: positive("PASSWORD_HASH_CONCURRENCY", env, owasp.concurrency as u64)?
-                as usize,
+            memory_kib: positive(var::ARGON2_MEMORY_KIB, env, owasp.memory_kib.into())? as u32,
+            iterations: positive(var::ARGON2_ITERATIONS, env, owasp.iterations.into())? as u32,
+            parallelism: positive(var::ARGON2_PARALLELISM, env, owasp.parallelism.into())? as u32,
+            concurrency: positive(
+                var::PASSWORD_HASH_CONCURRENCY,
+                env,
+                owasp.concurrency as u64,
+            )? as usize,
         };
         argon2::Params::new(
             passwords.memory_kib,
@@ -264,15 +276,12 @@ impl Settings {
             passwords.parallelism,
             None,
         )
-        .map_err(|error| ConfigError::Invalid {
-            name: "ARGON2_MEMORY_KIB/ARGON2_ITERATIONS/ARGON2_PARALLELISM",
-            reason: error.to_string(),
-        })?;
+        .map_err(|error| ConfigError::InvalidArgon2Params { error })?;
         let login_limit = LoginLimitSettings {
-            max_failures: positive("LOGIN_MAX_FAILURES", env, 10)? as u32,
-            window: Duration::from_secs(positive("LOGIN_FAILURE_WINDOW_SECS", env, 300)?),
+            max_failures: positive(var::LOGIN_MAX_FAILURES, env, 10)? as u32,
+            window: Duration::from_secs(positive(var::LOGIN_FAILURE_WINDOW_SECS, env, 300)?),
         };
-        let shutdown_timeout = Duration::from_secs(positive("SHUTDOWN_TIMEOUT_SECS", env, 20)?);
+        let shutdown_timeout = Duration::from_secs(positive(var::SHUTDOWN_TIMEOUT_SECS, env, 20)?);
         Ok(Self {
             database,
             node_name,
@@ -290,7 +299,7 @@ impl Settings {
 }
 
 fn node_name(env: &impl Env) -> Result<String, ConfigError> {
-    let name = env.get("NODE_NAME").unwrap_or_else(|| "app".into());
+    let name = env.get(var::NODE_NAME).unwrap_or_else(|| "app".into());
     let valid = name.len() <= 63
         && name
             .chars()
@@ -299,20 +308,18 @@ fn node_name(env: &impl Env) -> Result<String, ConfigError> {
         Ok(name)
     } else {
         Err(ConfigError::Invalid {
-            name: "NODE_NAME",
+            name: var::NODE_NAME,
             reason: "use at most 63 letters, digits, `-`, `_` or `.`".into(),
         })
     }
 }
 
 fn jwt_secret(env: &impl Env) -> Result<Vec<u8>, ConfigError> {
-    let (source_name, secret) = if let Some(path) = env.get("JWT_SECRET_FILE") {
-        (
-            "JWT_SECRET_FILE",
-            read_secret_file("JWT_SECRET_FILE", &path)?,
-        )
-    } else if let Some(secret) = env.get("JWT_SECRET") {
-        ("JWT_SECRET", secret)
+    let secret_file = Secret::JwtSecret.env_var();
+    let (source_name, secret) = if let Some(path) = env.get(secret_file) {
+        (secret_file, read_secret_file(secret_file, &path)?)
+    } else if let Some(secret) = env.get(var::JWT_SECRET) {
+        (var::JWT_SECRET, secret)
     } else {
         return Err(ConfigError::MissingJwtSecret);
     };
@@ -364,7 +371,11 @@ fn positive(name: &'static str, env: &impl Env, default: u64) -> Result<u64, Con
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::path::Path;
+
+    use node_contract::{HealthCheck, NodeContract, REQUIRED_ONE_OF, VARS};
 
     use super::*;
 
@@ -376,8 +387,97 @@ mod tests {
         move |name: &str| map.get(name).cloned()
     }
 
-    const URL: (&str, &str) = ("DATABASE_URL", "postgres://app@db:5432/app");
-    const SECRET: (&str, &str) = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+    fn map_env(map: BTreeMap<String, String>) -> impl Env {
+        move |name: &str| map.get(name).cloned()
+    }
+
+    /// Passes lookups through and records every name asked for.
+    struct Recording<E> {
+        inner: E,
+        asked: RefCell<BTreeSet<String>>,
+    }
+
+    impl<E: Env> Recording<E> {
+        fn new(inner: E) -> Self {
+            Self {
+                inner,
+                asked: RefCell::new(BTreeSet::new()),
+            }
+        }
+    }
+
+    impl<E: Env> Env for Recording<E> {
+        fn get(&self, name: &str) -> Option<String> {
+            self.asked.borrow_mut().insert(name.to_owned());
+            self.inner.get(name)
+        }
+    }
+
+    /// Contract variables the settings do not read, and who reads them instead.
+    const READ_OUTSIDE_SETTINGS: &[&str] = &[
+        var::RUST_LOG, // telemetry::init_tracing, through tracing's EnvFilter
+    ];
+
+    const JWT_KEY: &str = "0123456789abcdef0123456789abcdef";
+    const DB_PASSWORD: &str = "s3cret";
+
+    /// Writes the secret files into `dir` and returns their paths.
+    fn secret_files(dir: &Path) -> BTreeMap<Secret, String> {
+        Secret::ALL
+            .into_iter()
+            .map(|secret| {
+                let path = dir.join(secret.file_name());
+                let content = match secret {
+                    Secret::DatabasePassword => DB_PASSWORD,
+                    Secret::JwtSecret => JWT_KEY,
+                };
+                std::fs::write(&path, format!("{content}\n")).unwrap();
+                (secret, path.to_str().unwrap().to_owned())
+            })
+            .collect()
+    }
+
+    /// A valid value for every contract variable; secret files written into `dir`.
+    fn complete_env(dir: &Path) -> BTreeMap<String, String> {
+        let files = secret_files(dir);
+        let values: &[(&str, &str)] = &[
+            (var::DATABASE_URL, "postgres://app@db:5432/app"),
+            (
+                var::DATABASE_PASSWORD_FILE,
+                &files[&Secret::DatabasePassword],
+            ),
+            (var::DATABASE_POOL_SIZE, "5"),
+            (var::NODE_NAME, "node-1"),
+            (var::PORT, "4100"),
+            (var::JWT_SECRET, "a-plain-key-that-is-32-bytes-long"),
+            (var::JWT_SECRET_FILE, &files[&Secret::JwtSecret]),
+            (var::JWT_TTL_SECS, "60"),
+            (var::JWT_ISSUER, "issuer"),
+            (var::REDIS_URL, "redis://redis:6379"),
+            (var::REDIS_KEY_PREFIX, "prefix"),
+            (var::LOG_FORMAT, "text"),
+            (var::RUST_LOG, "debug"),
+            (var::JOB_WORKERS, "2"),
+            (var::JOB_LEASE_SECS, "10"),
+            (var::JOB_POLL_INTERVAL_MS, "500"),
+            (var::JOB_BACKOFF_BASE_MS, "100"),
+            (var::JOB_RETENTION_HOURS, "1"),
+            (var::ARGON2_MEMORY_KIB, "64"),
+            (var::ARGON2_ITERATIONS, "1"),
+            (var::ARGON2_PARALLELISM, "1"),
+            (var::PASSWORD_HASH_CONCURRENCY, "2"),
+            (var::LOGIN_MAX_FAILURES, "3"),
+            (var::LOGIN_FAILURE_WINDOW_SECS, "30"),
+            (var::SHUTDOWN_TIMEOUT_SECS, "5"),
+        ];
+        values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const URL: (&str, &str) = (var::DATABASE_URL, "postgres://app@db:5432/app");
+    const SECRET: (&str, &str) = (var::JWT_SECRET, JWT_KEY);
 
     #[test]
     fn defaults_apply() {
@@ -400,11 +500,15 @@ mod tests {
     fn missing_secret_is_refused() {
         let error = Settings::from_lookup(&env(&[URL])).unwrap_err();
         assert!(matches!(error, ConfigError::MissingJwtSecret), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "no JWT signing key: set JWT_SECRET_FILE (preferred) or JWT_SECRET to a key of at least 32 bytes"
+        );
     }
 
     #[test]
     fn short_secret_is_refused() {
-        let error = Settings::from_lookup(&env(&[URL, ("JWT_SECRET", "short")])).unwrap_err();
+        let error = Settings::from_lookup(&env(&[URL, (var::JWT_SECRET, "short")])).unwrap_err();
         assert!(
             matches!(error, ConfigError::ShortJwtSecret { len: 5, .. }),
             "{error}"
@@ -414,19 +518,21 @@ mod tests {
 
     #[test]
     fn secret_file_is_preferred_and_trimmed() {
-        let dir = std::env::temp_dir().join(format!("app-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let key = dir.join("jwt");
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("jwt");
         std::fs::write(&key, format!("{}\n", "k".repeat(32))).unwrap();
-        let password = dir.join("pw");
+        let password = dir.path().join("pw");
         std::fs::write(&password, "s3cret\n").unwrap();
         let settings = Settings::from_lookup(&env(&[
             URL,
-            ("JWT_SECRET", "ignored-because-the-file-wins-xxxxxxxxxxxx"),
-            ("JWT_SECRET_FILE", key.to_str().unwrap()),
-            ("DATABASE_PASSWORD_FILE", password.to_str().unwrap()),
-            ("NODE_NAME", "demo-app-2"),
-            ("DATABASE_POOL_SIZE", "7"),
+            (
+                var::JWT_SECRET,
+                "ignored-because-the-file-wins-xxxxxxxxxxxx",
+            ),
+            (var::JWT_SECRET_FILE, key.to_str().unwrap()),
+            (var::DATABASE_PASSWORD_FILE, password.to_str().unwrap()),
+            (var::NODE_NAME, "demo-app-2"),
+            (var::DATABASE_POOL_SIZE, "7"),
         ]))
         .unwrap();
         assert_eq!(settings.jwt.secret, "k".repeat(32).into_bytes());
@@ -435,17 +541,177 @@ mod tests {
             settings.database.connect_options.get_application_name(),
             Some("demo-app-2")
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn bad_numbers_name_the_variable() {
+        let error = Settings::from_lookup(&env(&[URL, SECRET, (var::DATABASE_POOL_SIZE, "0")]))
+            .unwrap_err();
+        assert!(error.to_string().contains(var::DATABASE_POOL_SIZE));
+        let error = Settings::from_lookup(&env(&[URL, SECRET, (var::PORT, "http")])).unwrap_err();
+        assert!(error.to_string().contains(var::PORT));
         let error =
-            Settings::from_lookup(&env(&[URL, SECRET, ("DATABASE_POOL_SIZE", "0")])).unwrap_err();
-        assert!(error.to_string().contains("DATABASE_POOL_SIZE"));
-        let error = Settings::from_lookup(&env(&[URL, SECRET, ("PORT", "http")])).unwrap_err();
-        assert!(error.to_string().contains("PORT"));
-        let error = Settings::from_lookup(&env(&[URL, SECRET, ("LOG_FORMAT", "xml")])).unwrap_err();
-        assert!(error.to_string().contains("LOG_FORMAT"));
+            Settings::from_lookup(&env(&[URL, SECRET, (var::LOG_FORMAT, "xml")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "LOG_FORMAT is invalid: expected `json` or `text`, got `xml`"
+        );
+        let error =
+            Settings::from_lookup(&env(&[URL, SECRET, (var::ARGON2_MEMORY_KIB, "1")])).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("ARGON2_MEMORY_KIB/ARGON2_ITERATIONS/ARGON2_PARALLELISM is invalid: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn complete_env_sets_every_contract_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let complete = complete_env(dir.path());
+        for var in VARS {
+            assert!(
+                complete.contains_key(var.name),
+                "{} has no test value",
+                var.name
+            );
+        }
+        let settings = Settings::from_lookup(&map_env(complete)).unwrap();
+        assert_eq!(settings.jwt.ttl, Duration::from_secs(60));
+        assert_eq!(settings.jwt.secret, JWT_KEY.as_bytes());
+    }
+
+    #[test]
+    fn settings_ask_for_every_contract_variable_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        // A complete env reaches every branch but one: the secret file wins over
+        // JWT_SECRET. A minimal env reaches that one (but not REDIS_KEY_PREFIX).
+        let complete = Recording::new(map_env(complete_env(dir.path())));
+        Settings::from_lookup(&complete).unwrap();
+        let minimal = Recording::new(env(&[URL, SECRET]));
+        Settings::from_lookup(&minimal).unwrap();
+        let asked: BTreeSet<String> = complete
+            .asked
+            .into_inner()
+            .union(&minimal.asked.into_inner())
+            .cloned()
+            .collect();
+        for var in VARS {
+            if READ_OUTSIDE_SETTINGS.contains(&var.name) {
+                assert!(
+                    !asked.contains(var.name),
+                    "{} is read by Settings",
+                    var.name
+                );
+            } else {
+                assert!(
+                    asked.contains(var.name),
+                    "Settings never asks for {}",
+                    var.name
+                );
+            }
+        }
+        for name in &asked {
+            assert!(
+                node_contract::lookup(name).is_some(),
+                "Settings reads {name}, which is not in node_contract::VARS"
+            );
+        }
+    }
+
+    #[test]
+    fn each_required_variable_is_refused_by_name_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let complete = complete_env(dir.path());
+        let required: Vec<_> = VARS.iter().filter(|var| var.required).collect();
+        assert!(!required.is_empty());
+        for var in required {
+            let mut without = complete.clone();
+            without.remove(var.name);
+            let error = Settings::from_lookup(&map_env(without))
+                .expect_err(&format!("Settings started without {}", var.name));
+            assert!(
+                error.to_string().contains(var.name),
+                "missing {}: `{error}` does not name it",
+                var.name
+            );
+        }
+        for group in REQUIRED_ONE_OF {
+            let mut without = complete.clone();
+            for name in *group {
+                let mut without_one = complete.clone();
+                without_one.remove(*name);
+                Settings::from_lookup(&map_env(without_one))
+                    .unwrap_or_else(|error| panic!("{name} alone missing refused: {error}"));
+                without.remove(*name);
+            }
+            let error = Settings::from_lookup(&map_env(without))
+                .expect_err(&format!("Settings started without any of {group:?}"));
+            for name in *group {
+                assert!(
+                    error.to_string().contains(name),
+                    "`{error}` does not name {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_contracts_env_parses_into_its_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let contract = NodeContract {
+            node_name: "demo-app-3".into(),
+            port: 4100,
+            database_url: "postgres://cluster@demo-postgres:5432/appdb".into(),
+            pool_size: 6,
+            job_workers: 2,
+            log_format: LogFormat::Text,
+            shutdown_timeout: Duration::from_secs(9),
+            redis_url: Some("redis://demo-redis:6379".into()),
+            extra_env: BTreeMap::from([(var::JWT_TTL_SECS.to_owned(), "120".to_owned())]),
+            secrets: Secret::ALL.to_vec(),
+            health: HealthCheck::node(),
+            stop_signal: node_contract::STOP_SIGNAL,
+            stop_grace: Duration::from_secs(11),
+            user: node_contract::NODE_USER,
+        };
+        // The contract's secret paths are the container's; point them at temp files.
+        let files = secret_files(dir.path());
+        let mut rewritten = 0;
+        let pairs: BTreeMap<String, String> = contract
+            .env()
+            .into_iter()
+            .map(
+                |(name, value)| match Secret::ALL.into_iter().find(|s| s.env_var() == name) {
+                    Some(secret) => {
+                        assert_eq!(value, secret.path());
+                        rewritten += 1;
+                        (name, files[&secret].clone())
+                    }
+                    None => (name, value),
+                },
+            )
+            .collect();
+        assert_eq!(rewritten, Secret::ALL.len());
+
+        let settings = Settings::from_lookup(&map_env(pairs)).unwrap();
+        assert_eq!(settings.node_name, contract.node_name);
+        assert_eq!(settings.port, contract.port);
+        assert_eq!(settings.database.pool_size, contract.pool_size);
+        assert_eq!(settings.jobs.workers, contract.job_workers as usize);
+        assert_eq!(settings.log_format, contract.log_format);
+        assert_eq!(settings.shutdown_timeout, contract.shutdown_timeout);
+        assert_eq!(
+            settings.redis.as_ref().map(|redis| redis.url.as_str()),
+            contract.redis_url.as_deref()
+        );
+        let db = &settings.database.connect_options;
+        assert_eq!(db.get_application_name(), Some(contract.node_name.as_str()));
+        assert_eq!(db.get_host(), "demo-postgres");
+        assert_eq!(db.get_username(), "cluster");
+        assert_eq!(db.get_database(), Some("appdb"));
+        assert_eq!(settings.jwt.secret, JWT_KEY.as_bytes());
+        assert_eq!(settings.jwt.ttl, Duration::from_secs(120));
     }
 }

@@ -18,7 +18,7 @@ pub mod telemetry;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command};
-use crate::config::{DatabaseSettings, LogFormat, Settings};
+use crate::config::{DatabaseSettings, Settings};
 
 /// Runs the command the CLI asked for on a fresh multi-threaded runtime.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,7 +45,7 @@ async fn serve() -> anyhow::Result<()> {
 }
 
 async fn migrate() -> anyhow::Result<()> {
-    let log_format = LogFormat::from_env().context("invalid configuration")?;
+    let log_format = config::log_format_from_env().context("invalid configuration")?;
     telemetry::init_tracing(log_format);
     let database = DatabaseSettings::from_env().context("invalid configuration")?;
     db::migrate(&database)

@@ -6,7 +6,8 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env(node_contract::var::RUST_LOG)
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);

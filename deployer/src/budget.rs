@@ -16,10 +16,21 @@
 
 use serde::Serialize;
 
-use crate::config::ClusterSpec;
-
 /// Connections a node opens beyond its pool: the job queue's LISTEN connection.
 pub const EXTRA_PER_NODE: u32 = 1;
+
+/// What the budget depends on, as plain numbers (the cluster spec provides them
+/// through `ClusterSpec::budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetInput {
+    pub nodes: u32,
+    pub pool_size: u32,
+    pub max_surge: u32,
+    /// Connections kept free for migrations, `deployer status` and a psql session.
+    pub reserve: u32,
+    pub max_connections: u32,
+    pub superuser_reserved: u32,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Budget {
@@ -37,14 +48,16 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn of(spec: &ClusterSpec) -> Budget {
-        let nodes = spec.app.nodes;
-        let max_surge = spec.rollout.max_surge;
-        let pool_size = spec.app.pool_size;
+    pub fn compute(input: &BudgetInput) -> Budget {
+        let BudgetInput {
+            nodes,
+            pool_size,
+            max_surge,
+            reserve,
+            max_connections,
+            superuser_reserved,
+        } = *input;
         let per_node = pool_size + EXTRA_PER_NODE;
-        let reserve = spec.database.reserve_connections;
-        let max_connections = spec.database.max_connections;
-        let superuser_reserved = spec.database.superuser_reserved_connections;
         Budget {
             nodes,
             max_surge,
@@ -166,20 +179,14 @@ mod tests {
     use super::*;
 
     fn budget(nodes: u32, surge: u32, pool: u32, reserve: u32, max: u32, su: u32) -> Budget {
-        let per_node = pool + EXTRA_PER_NODE;
-        Budget {
+        Budget::compute(&BudgetInput {
             nodes,
-            max_surge: surge,
             pool_size: pool,
-            extra_per_node: EXTRA_PER_NODE,
-            per_node,
+            max_surge: surge,
             reserve,
-            steady: nodes * per_node + reserve,
-            peak: (nodes + surge) * per_node + reserve,
             max_connections: max,
             superuser_reserved: su,
-            limit: max - su,
-        }
+        })
     }
 
     #[test]
@@ -212,6 +219,21 @@ mod tests {
     fn no_pool_fits_when_nodes_alone_overflow() {
         let b = budget(60, 4, 10, 3, 100, 3);
         assert_eq!(b.largest_pool_that_fits(), None);
+    }
+
+    #[test]
+    fn table_lists_every_row() {
+        // The same table `deployer validate` prints for the example cluster.toml.
+        let t = budget(3, 1, 10, 3, 100, 3).table();
+        assert_eq!(
+            t,
+            "connection budget\n\
+             \x20 per node               10 pool + 1 listener                        11\n\
+             \x20 steady state           3 nodes × 11 + 3 reserve                    36\n\
+             \x20 peak (rolling update)  (3 + 1 surge) × 11 + 3 reserve              47\n\
+             \x20 limit                  100 max_connections − 3 superuser reserved  97\n\
+             \x20 headroom               51.5% of the limit                          50\n"
+        );
     }
 
     #[test]

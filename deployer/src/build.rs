@@ -7,7 +7,7 @@ use std::process::Command;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::engine::Engine;
+use crate::target::docker::engine::Engine;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -23,8 +23,10 @@ pub enum BuildError {
     },
     #[error("packing the build context")]
     Context(#[source] std::io::Error),
-    #[error("the image build failed: {0}")]
-    Docker(String),
+    #[error("the image build failed: {message}")]
+    Build { message: String },
+    #[error("the image build failed")]
+    Engine(#[source] bollard::errors::Error),
     #[error("tagging the image as {tag}")]
     Tag {
         tag: String,
@@ -109,10 +111,10 @@ pub async fn image(
             match item {
                 Ok(info) => {
                     if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                        return Err(BuildError::Docker(e));
+                        return Err(BuildError::Build { message: e });
                     }
                 }
-                Err(e) => return Err(BuildError::Docker(e.to_string())),
+                Err(e) => return Err(BuildError::Engine(e)),
             }
         }
     }

@@ -1,20 +1,36 @@
 //! deployer: a declarative deployer for a multi-node web app cluster.
 //!
-//! `cluster.toml` → [`config::load`] (raw sections → validated [`config::ClusterSpec`])
-//! → [`budget::Budget`] and [`render`]ed files. The CLI in [`cli`] is a thin layer
-//! over these.
+//! Data flows one way:
+//!
+//! ```text
+//! cluster.toml ─config─▶ ClusterSpec ─model─▶ Model ─┬─▶ render (generated/)
+//!                            │                       │
+//!                          budget                    ▼
+//!            target::Target::observe ─▶ Observed ─▶ plan ─▶ Plan
+//!                                                    │
+//!                              target::Target::schedule ─▶ [Step] ─apply─▶ effects
+//! ```
+//!
+//! [`deploy::Deployment`] is the library's front door; [`commands`] is the thin
+//! command layer over it (printing, prompts, exit codes, JSON).
 
 pub mod apply;
 pub mod budget;
 pub mod build;
-pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod desired;
-pub mod engine;
+pub mod deploy;
+pub mod events;
+pub mod lock;
+pub mod model;
 pub mod names;
-pub mod observe;
-pub mod ops;
+pub mod observed;
 pub mod plan;
 pub mod render;
 pub mod secrets;
+pub mod steps;
+pub mod target;
 pub mod verify;
+
+#[cfg(test)]
+mod fixtures;

@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = deployer::cli::Cli::parse();
-    match deployer::cli::run(cli) {
+    let cli = deployer::commands::Cli::parse();
+    match deployer::commands::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
             eprintln!("error: {err}");

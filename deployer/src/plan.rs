@@ -1,13 +1,17 @@
 //! `plan(desired, observed) -> Plan`: a pure function, the heart of the deployer.
 //! It does not care why it runs: it compares what should be with what is, so
 //! planning again after an apply (or after an interrupted one) is always safe.
+//! `destroy` is the same function towards an empty model ([`Goal::Destroy`]).
+//! How a plan is carried out, step by step, is the target's schedule
+//! (`target::docker::schedule`).
 
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::desired::{Desired, DesiredContainer, Fingerprint, Role};
-use crate::observe::{Observed, ObservedContainer};
+use crate::model::{Fingerprint, Model, Unit};
+use crate::names::{Names, NodeIndex, Role, Slot, LABEL_CLUSTER};
+use crate::observed::{Observed, ObservedUnit};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -16,15 +20,15 @@ pub enum Change {
     CreateNetwork { name: String },
     /// `+` the database volume.
     CreateVolume { name: String },
-    /// `+` a container that does not exist.
+    /// `+` a unit that does not exist.
     Create { name: String, role: Role },
-    /// `~` a container that exists but is stopped (drift).
+    /// `~` a unit that exists but is stopped (drift).
     Start {
         name: String,
         role: Role,
         reason: String,
     },
-    /// `-/+` a service container recreated in place (brief interruption).
+    /// `-/+` a service unit recreated in place (brief interruption).
     Replace {
         name: String,
         role: Role,
@@ -33,19 +37,25 @@ pub enum Change {
     /// `-/+` an app node replaced by a rolling update (no interruption).
     Roll {
         name: String,
-        node: u32,
+        node: NodeIndex,
         reason: String,
     },
-    /// `-` a container the spec no longer calls for.
+    /// `-` a unit the spec no longer calls for.
     Remove {
         name: String,
         role: Role,
+        /// None for a labelled object under a name the deployer never gives.
+        slot: Option<Slot>,
         reason: String,
     },
     /// `~` the balancer's config changes; nginx reloads, no restart.
     Reload { name: String, reason: String },
     /// migrations run once, before any new node takes traffic.
     Migrate,
+    /// `-` the cluster's network (destroy).
+    RemoveNetwork { name: String },
+    /// `-` the database volume and all its data (destroy --volumes).
+    RemoveVolume { name: String },
 }
 
 impl Change {
@@ -56,8 +66,21 @@ impl Change {
             }
             Change::Start { .. } | Change::Reload { .. } => "~",
             Change::Replace { .. } | Change::Roll { .. } => "-/+",
-            Change::Remove { .. } => "-",
+            Change::Remove { .. } | Change::RemoveNetwork { .. } | Change::RemoveVolume { .. } => {
+                "-"
+            }
             Change::Migrate => ">",
+        }
+    }
+
+    /// A node created, started or rolled: it needs migrations first.
+    fn touches_nodes(&self) -> bool {
+        match self {
+            Change::Create { role, .. }
+            | Change::Start { role, .. }
+            | Change::Replace { role, .. } => *role == Role::App,
+            Change::Roll { .. } => true,
+            _ => false,
         }
     }
 }
@@ -68,23 +91,27 @@ impl fmt::Display for Change {
         match self {
             Change::CreateNetwork { name } => write!(f, "{s:>3} network {name}"),
             Change::CreateVolume { name } => write!(f, "{s:>3} volume {name}"),
-            Change::Create { name, role } => write!(f, "{s:>3} {} {name}", role.as_str()),
+            Change::Create { name, role } => write!(f, "{s:>3} {role} {name}"),
             Change::Start { name, role, reason } => {
-                write!(f, "{s:>3} {} {name}: start ({reason})", role.as_str())
+                write!(f, "{s:>3} {role} {name}: start ({reason})")
             }
             Change::Replace { name, role, reason } => {
-                write!(f, "{s:>3} {} {name}: replace ({reason})", role.as_str())
+                write!(f, "{s:>3} {role} {name}: replace ({reason})")
             }
             Change::Roll { name, reason, .. } => {
                 write!(f, "{s:>3} app {name}: rolling replace ({reason})")
             }
-            Change::Remove { name, role, reason } => {
-                write!(f, "{s:>3} {} {name}: remove ({reason})", role.as_str())
+            Change::Remove {
+                name, role, reason, ..
+            } => {
+                write!(f, "{s:>3} {role} {name}: remove ({reason})")
             }
             Change::Reload { name, reason } => {
                 write!(f, "{s:>3} balancer {name}: reload nginx ({reason})")
             }
             Change::Migrate => write!(f, "{s:>3} migrations: run `app migrate` once"),
+            Change::RemoveNetwork { name } => write!(f, "{s:>3} network {name}"),
+            Change::RemoveVolume { name } => write!(f, "{s:>3} volume {name} (all data)"),
         }
     }
 }
@@ -113,7 +140,12 @@ impl Plan {
         });
         let change = self.count(|c| matches!(c, Change::Start { .. } | Change::Reload { .. }));
         let replace = self.count(|c| matches!(c, Change::Replace { .. } | Change::Roll { .. }));
-        let destroy = self.count(|c| matches!(c, Change::Remove { .. }));
+        let destroy = self.count(|c| {
+            matches!(
+                c,
+                Change::Remove { .. } | Change::RemoveNetwork { .. } | Change::RemoveVolume { .. }
+            )
+        });
         format!(
             "Plan: {add} to add, {change} to change, {replace} to replace, {destroy} to destroy."
         )
@@ -121,13 +153,7 @@ impl Plan {
 
     /// Nodes created, started or rolled: the ones that need migrations first.
     pub fn touches_nodes(&self) -> bool {
-        self.changes.iter().any(|c| match c {
-            Change::Create { role, .. }
-            | Change::Start { role, .. }
-            | Change::Replace { role, .. } => *role == Role::App,
-            Change::Roll { .. } => true,
-            _ => false,
-        })
+        self.changes.iter().any(Change::touches_nodes)
     }
 }
 
@@ -143,6 +169,44 @@ impl fmt::Display for Plan {
     }
 }
 
+/// Why a plan cannot be made: something in the way that is not the cluster's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("network {name} exists but was not created by the deployer (it lacks the label {LABEL_CLUSTER}={cluster}); remove or rename it, or choose another [cluster] name")]
+    ForeignNetwork { name: String, cluster: String },
+    #[error("volume {name} exists but was not created by the deployer (it lacks the label {LABEL_CLUSTER}={cluster}); remove it (after saving what it holds), or choose another [cluster] name")]
+    ForeignVolume { name: String, cluster: String },
+}
+
+/// Refuses a network or volume under the cluster's name that is not the
+/// cluster's: converging would use someone else's object.
+pub fn check_ownership(names: &Names, observed: &Observed) -> Result<(), PlanError> {
+    let cluster = names.cluster().to_string();
+    if observed.network.is_foreign() {
+        return Err(PlanError::ForeignNetwork {
+            name: names.network(),
+            cluster,
+        });
+    }
+    if observed.volume.is_foreign() {
+        return Err(PlanError::ForeignVolume {
+            name: names.volume(),
+            cluster,
+        });
+    }
+    Ok(())
+}
+
+/// What the plan converges to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The model: create, change and remove until the cluster matches it.
+    Converge,
+    /// Nothing: remove every unit and the network; the volume too when
+    /// `volumes` (otherwise it is kept with its data).
+    Destroy { volumes: bool },
+}
+
 /// What differs between two fingerprints, e.g. `env.RUST_LOG: info → debug`.
 pub fn reason(old: &Fingerprint, new: &Fingerprint) -> String {
     let mut parts = Vec::new();
@@ -151,7 +215,9 @@ pub fn reason(old: &Fingerprint, new: &Fingerprint) -> String {
         let short = |v: Option<&String>| match v {
             None => "unset".to_string(),
             Some(v) if v.starts_with("sha256:") => v.get(..19).unwrap_or(v).to_string(),
-            Some(v) if v.len() > 40 => format!("{}…", &v[..40]),
+            Some(v) if v.chars().count() > 40 => {
+                format!("{}…", v.chars().take(40).collect::<String>())
+            }
             Some(v) => v.clone(),
         };
         let (a, b) = (old.get(k), new.get(k));
@@ -166,54 +232,73 @@ pub fn reason(old: &Fingerprint, new: &Fingerprint) -> String {
     }
 }
 
-fn compare(d: &DesiredContainer, o: &ObservedContainer) -> Option<String> {
+fn compare(d: &Unit, o: &ObservedUnit) -> Option<String> {
     (d.hash() != o.hash).then(|| reason(&o.fingerprint, &d.fingerprint))
 }
 
-/// The changes that take the engine from `observed` to `desired`, in the order
-/// the applier runs them.
-pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+fn removal_reason(o: &ObservedUnit, goal: Goal) -> &'static str {
+    if let Goal::Destroy { .. } = goal {
+        return "destroy";
+    }
+    match o.slot {
+        Some(Slot::OldNode(_)) => "left over from an interrupted rollout",
+        Some(Slot::Node(_)) => "scaled down",
+        Some(Slot::Migrate) => "left over from an interrupted migration",
+        Some(Slot::Redis) => "redis disabled",
+        None => "not a name the deployer gives",
+        _ => "no longer in cluster.toml",
+    }
+}
+
+/// The changes that take the target from `observed` to `desired` (or, for
+/// [`Goal::Destroy`], to nothing), in dependency order.
+pub fn plan(desired: &Model, observed: &Observed, goal: Goal) -> Result<Plan, PlanError> {
     let mut changes = Vec::new();
-    if !observed.network {
-        changes.push(Change::CreateNetwork {
-            name: desired.network.clone(),
-        });
+    let destroy = matches!(goal, Goal::Destroy { .. });
+    if !destroy {
+        check_ownership(&desired.names, observed)?;
+        if observed.network.is_absent() {
+            changes.push(Change::CreateNetwork {
+                name: desired.network.clone(),
+            });
+        }
+        if observed.volume.is_absent() {
+            changes.push(Change::CreateVolume {
+                name: desired.volume.clone(),
+            });
+        }
     }
-    if !observed.volume {
-        changes.push(Change::CreateVolume {
-            name: desired.volume.clone(),
-        });
-    }
+    let units: &[Unit] = if destroy { &[] } else { &desired.units };
 
     let mut services = Vec::new();
     let mut nodes = Vec::new();
-    for d in &desired.containers {
+    for d in units {
         let change = match observed.get(&d.name) {
             None => Some(Change::Create {
                 name: d.name.clone(),
-                role: d.role,
+                role: d.role(),
             }),
-            Some(o) => match compare(d, o) {
-                Some(reason) if d.role == Role::App => Some(Change::Roll {
+            Some(o) => match (compare(d, o), d.slot) {
+                (Some(reason), Slot::Node(node)) => Some(Change::Roll {
                     name: d.name.clone(),
-                    node: d.node.unwrap_or_default(),
+                    node,
                     reason,
                 }),
-                Some(reason) => Some(Change::Replace {
+                (Some(reason), _) => Some(Change::Replace {
                     name: d.name.clone(),
-                    role: d.role,
+                    role: d.role(),
                     reason,
                 }),
-                None if !o.running => Some(Change::Start {
+                (None, _) if !o.running => Some(Change::Start {
                     name: d.name.clone(),
-                    role: d.role,
+                    role: d.role(),
                     reason: "stopped outside the deployer".into(),
                 }),
-                None => None,
+                (None, _) => None,
             },
         };
         if let Some(c) = change {
-            if d.role == Role::App {
+            if d.role() == Role::App {
                 nodes.push(c);
             } else {
                 services.push(c);
@@ -221,26 +306,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
     }
 
-    // Everything observed that the spec does not call for: surplus nodes after a
+    // Everything observed that the model does not call for: surplus nodes after a
     // scale-down, leftovers of an interrupted rollout or migration, Redis turned off.
-    let mut removals = Vec::new();
-    for o in &observed.containers {
-        if desired.get(&o.name).is_some() {
-            continue;
-        }
-        let reason = match o.role {
-            Role::App if o.name.ends_with("-old") => "left over from an interrupted rollout",
-            Role::App => "scaled down",
-            Role::Migrate => "left over from an interrupted migration",
-            Role::Redis => "redis disabled",
-            _ => "no longer in cluster.toml",
-        };
-        removals.push(Change::Remove {
+    let removals: Vec<Change> = observed
+        .units
+        .iter()
+        .filter(|o| !units.iter().any(|d| d.name == o.name))
+        .map(|o| Change::Remove {
             name: o.name.clone(),
             role: o.role,
-            reason: reason.into(),
-        });
-    }
+            slot: o.slot,
+            reason: removal_reason(o, goal).into(),
+        })
+        .collect();
 
     // Balancer last: created or replaced with the final config, or reloaded.
     let (balancer, other): (Vec<_>, Vec<_>) = services.into_iter().partition(|c| {
@@ -256,10 +334,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         )
     });
     changes.extend(other);
-    let plan_so_far = Plan {
-        changes: nodes.clone(),
-    };
-    if plan_so_far.touches_nodes() {
+    if nodes.iter().any(Change::touches_nodes) {
         changes.push(Change::Migrate);
     }
     changes.extend(nodes);
@@ -267,7 +342,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let balancer_recreated = !balancer.is_empty();
     changes.extend(balancer);
     if !balancer_recreated {
-        if let Some(b) = desired.containers.iter().find(|c| c.role == Role::Balancer) {
+        if let Some(b) = units.iter().find(|u| u.slot == Slot::Balancer) {
             let running_conf = observed.nginx_conf.as_deref();
             if running_conf != Some(desired.nginx_conf.as_str()) {
                 changes.push(Change::Reload {
@@ -277,7 +352,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             }
         }
     }
-    Plan { changes }
+    if let Goal::Destroy { volumes } = goal {
+        if observed.network.is_owned() {
+            changes.push(Change::RemoveNetwork {
+                name: desired.network.clone(),
+            });
+        }
+        if volumes && observed.volume.is_owned() {
+            changes.push(Change::RemoveVolume {
+                name: desired.volume.clone(),
+            });
+        }
+    }
+    Ok(Plan { changes })
 }
 
 fn conf_reason(old: Option<&str>, new: &str) -> String {
@@ -319,58 +406,11 @@ fn conf_reason(old: Option<&str>, new: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
-    use crate::desired::{desired, Images};
-    use crate::observe::ObservedContainer;
+    use crate::fixtures::{converged, images, want, want_with};
+    use crate::observed::Presence;
 
-    fn spec(extra: &str) -> crate::config::ClusterSpec {
-        let src = format!("[cluster]\nname = \"t\"\n{extra}");
-        config::parse(std::path::Path::new("cluster.toml"), src.as_bytes())
-            .unwrap()
-            .spec
-    }
-
-    fn images() -> Images {
-        Images {
-            app: "sha256:app1".into(),
-            postgres: "sha256:pg".into(),
-            redis: Some("sha256:redis".into()),
-            balancer: "sha256:nginx".into(),
-        }
-    }
-
-    fn want(extra: &str) -> Desired {
-        want_with(extra, images())
-    }
-
-    fn want_with(extra: &str, images: Images) -> Desired {
-        let s = spec(extra);
-        desired(&s, &images, format!("conf with {} nodes", s.app.nodes))
-    }
-
-    /// What the engine would show after `d` was applied.
-    fn converged(d: &Desired) -> Observed {
-        Observed {
-            network: true,
-            volume: true,
-            containers: d
-                .containers
-                .iter()
-                .map(|c| ObservedContainer {
-                    id: format!("id-{}", c.name),
-                    name: c.name.clone(),
-                    role: c.role,
-                    node: c.node,
-                    running: true,
-                    health: Some("healthy".into()),
-                    hash: c.hash(),
-                    fingerprint: c.fingerprint.clone(),
-                    image: String::new(),
-                    status: "Up".into(),
-                })
-                .collect(),
-            nginx_conf: Some(d.nginx_conf.clone()),
-        }
+    fn plan(d: &Model, o: &Observed) -> Plan {
+        super::plan(d, o, Goal::Converge).unwrap()
     }
 
     fn lines(p: &Plan) -> Vec<String> {
@@ -470,7 +510,7 @@ mod tests {
                 before: "",
                 after: "",
                 edit: |o| {
-                    o.containers
+                    o.units
                         .iter_mut()
                         .find(|c| c.name == "t-app-2")
                         .unwrap()
@@ -485,7 +525,7 @@ mod tests {
                 name: "a node removed by hand",
                 before: "",
                 after: "",
-                edit: |o| o.containers.retain(|c| c.name != "t-app-3"),
+                edit: |o| o.units.retain(|c| c.name != "t-app-3"),
                 expect: &["  > migrations: run `app migrate` once", "  + app t-app-3"],
             },
             Case {
@@ -520,18 +560,12 @@ mod tests {
                 before: "",
                 after: "",
                 edit: |o| {
-                    let mut old = o
-                        .containers
-                        .iter()
-                        .find(|c| c.name == "t-app-1")
-                        .unwrap()
-                        .clone();
-                    old.name = "t-app-1-old".into();
-                    o.containers.push(old);
-                    let mut m = o.containers[0].clone();
+                    crate::fixtures::leave_old_node(o, 1);
+                    let mut m = o.units[0].clone();
                     m.name = "t-migrate".into();
                     m.role = Role::Migrate;
-                    o.containers.push(m);
+                    m.slot = Some(Slot::Migrate);
+                    o.units.push(m);
                 },
                 expect: &[
                     "  - app t-app-1-old: remove (left over from an interrupted rollout)",
@@ -543,8 +577,8 @@ mod tests {
                 before: "",
                 after: "",
                 edit: |o| {
-                    o.network = false;
-                    o.volume = false;
+                    o.network = Presence::Absent;
+                    o.volume = Presence::Absent;
                 },
                 expect: &["  + network t-net", "  + volume t-pgdata"],
             },
@@ -584,5 +618,82 @@ mod tests {
             observed = converged(&want(after));
             assert!(plan(&want(after), &observed).is_empty());
         }
+    }
+
+    #[test]
+    fn a_foreign_network_or_volume_is_never_used() {
+        let d = want("");
+        let cluster = "t".to_string();
+        let mut o = converged(&d);
+        o.network = Presence::Foreign;
+        assert_eq!(
+            super::plan(&d, &o, Goal::Converge),
+            Err(PlanError::ForeignNetwork {
+                name: "t-net".into(),
+                cluster: cluster.clone()
+            })
+        );
+        o = Observed {
+            volume: Presence::Foreign,
+            ..Observed::default()
+        };
+        let err = super::plan(&d, &o, Goal::Converge).unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::ForeignVolume {
+                name: "t-pgdata".into(),
+                cluster
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "volume t-pgdata exists but was not created by the deployer (it lacks the label \
+             io.deployer.cluster=t); remove it (after saving what it holds), or choose another [cluster] name"
+        );
+        // Foreign objects alone are nothing of the cluster's.
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn destroy_is_the_plan_towards_nothing_and_leaves_what_is_not_ours() {
+        let d = want("[redis]\nenabled = true\n");
+        let mut o = converged(&d);
+        let keep = super::plan(&d, &o, Goal::Destroy { volumes: false }).unwrap();
+        assert_eq!(keep.count(|c| matches!(c, Change::Remove { .. })), 6);
+        assert!(keep.changes.contains(&Change::RemoveNetwork {
+            name: "t-net".into()
+        }));
+        assert!(!keep
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::RemoveVolume { .. })));
+        let all = super::plan(&d, &o, Goal::Destroy { volumes: true }).unwrap();
+        assert_eq!(
+            all.changes.last(),
+            Some(&Change::RemoveVolume {
+                name: "t-pgdata".into()
+            })
+        );
+        // Someone else's volume under the cluster's name is left alone, not an error.
+        o.volume = Presence::Foreign;
+        o.network = Presence::Foreign;
+        let foreign = super::plan(&d, &o, Goal::Destroy { volumes: true }).unwrap();
+        assert!(!foreign.changes.iter().any(|c| matches!(
+            c,
+            Change::RemoveVolume { .. } | Change::RemoveNetwork { .. }
+        )));
+        // Nothing left: nothing to do.
+        let empty = super::plan(&d, &Observed::default(), Goal::Destroy { volumes: true }).unwrap();
+        assert!(empty.is_empty(), "{empty}");
+    }
+
+    #[test]
+    fn a_changed_stop_grace_rolls_the_nodes() {
+        let p = plan(
+            &want("[rollout]\nstop_grace_seconds = 30\n"),
+            &converged(&want("")),
+        );
+        assert_eq!(p.count(|c| matches!(c, Change::Roll { .. })), 3, "{p}");
+        assert!(p.to_string().contains("stop_grace: 20s → 30s"), "{p}");
     }
 }

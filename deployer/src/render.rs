@@ -6,8 +6,12 @@ use std::path::{Component, Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::config::{ClusterSpec, LogFormat};
-use crate::names::{self, Names};
+use node_contract::Secret;
+
+use crate::config::ClusterSpec;
+use crate::model::{self, Images, Model, Unit};
+use crate::names::{self, Role, Slot};
+use crate::secrets;
 
 /// The templates compiled into the binary, used when no `templates/` directory
 /// sits next to cluster.toml.
@@ -50,6 +54,12 @@ pub enum RenderError {
     },
 }
 
+/// `s` as a YAML double-quoted scalar (a JSON string is one) with `$` doubled
+/// for compose: any text becomes one safe value, never a new key or document.
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(&s.replace('$', "$$")).unwrap_or_else(|_| "\"\"".to_string())
+}
+
 /// One rendered file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -58,6 +68,7 @@ pub struct Rendered {
 }
 
 /// The one template environment: strict undefined, no escaping, newlines kept.
+#[derive(Clone)]
 pub struct Templates {
     env: Environment<'static>,
     pub source: String,
@@ -70,10 +81,11 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        // A JSON string is a valid YAML double-quoted scalar: any text becomes
-        // one safe value, never a new key or document.
-        env.add_filter("yaml", |v: String| {
-            serde_json::to_string(&v).unwrap_or_else(|_| "\"\"".to_string())
+        // Compose interpolates `$` everywhere: `$$` is a literal dollar.
+        env.add_filter("yaml", |v: String| yaml_string(&v));
+        env.add_filter("yaml_list", |v: Vec<String>| {
+            let items: Vec<String> = v.iter().map(|s| yaml_string(s)).collect();
+            format!("[{}]", items.join(", "))
         });
         let mut source = "built-in templates".to_string();
         for (name, builtin) in BUILTIN {
@@ -110,76 +122,106 @@ impl Templates {
     /// nginx.conf for the given upstream node host names (the applier renders
     /// intermediate configs during a rollout; `render_all` the final one).
     pub fn nginx(&self, spec: &ClusterSpec, nodes: &[String]) -> Result<String, RenderError> {
-        let b = &spec.balancer;
+        let b = &spec.balancer();
         self.render(
             "nginx.conf.j2",
             minijinja::context! {
-                cluster => spec.name.as_str(),
+                cluster => spec.name().as_str(),
                 nodes => nodes,
-                strategy => b.strategy.as_str(),
-                app_port => spec.app.port,
+                strategy => b.strategy().as_str(),
+                app_port => spec.app().port(),
                 listen_port => names::BALANCER_LISTEN_PORT,
-                max_fails => b.max_fails,
-                fail_timeout => b.fail_timeout,
-                keepalive => b.keepalive,
-                connect_timeout => b.connect_timeout,
-                read_timeout => b.read_timeout,
-                worker_connections => b.worker_connections,
+                max_fails => b.max_fails(),
+                fail_timeout => b.fail_timeout().as_secs(),
+                keepalive => b.keepalive(),
+                connect_timeout => b.connect_timeout().as_secs(),
+                read_timeout => b.read_timeout().as_secs(),
+                worker_connections => b.worker_connections(),
                 next_upstream_tries => nodes.len().clamp(1, 3),
             },
         )
     }
 
-    pub fn compose(&self, spec: &ClusterSpec, secrets_dir: &str) -> Result<String, RenderError> {
-        let n = Names::of(spec);
-        let nodes: Vec<_> = (1..=spec.app.nodes)
-            .map(|i| {
+    /// The compose file: every unit of the model as a compose service, so the
+    /// compose path runs exactly what `deployer apply` runs. `secrets_dir` is
+    /// how the file refers to the secrets directory.
+    pub fn compose(&self, model: &Model, secrets_dir: &str) -> Result<String, RenderError> {
+        let node_services: Vec<String> = model.nodes().map(|u| service_name(u.slot)).collect();
+        let mut units: Vec<&Unit> = model.units.iter().collect();
+        // The one-off migration runs after PostgreSQL, before the nodes.
+        let at = units
+            .iter()
+            .position(|u| u.role() == Role::App)
+            .unwrap_or(units.len());
+        units.insert(at, &model.migrate);
+        let services: Vec<minijinja::Value> = units
+            .into_iter()
+            .map(|u| {
+                let depends_on: Vec<(String, &str)> = match u.slot {
+                    Slot::Migrate => vec![("postgres".into(), "service_healthy")],
+                    Slot::Node(_) => {
+                        let mut d = vec![("migrate".to_string(), "service_completed_successfully")];
+                        if model.unit(Slot::Redis).is_some() {
+                            d.push(("redis".into(), "service_healthy"));
+                        }
+                        d
+                    }
+                    Slot::Balancer => node_services
+                        .iter()
+                        .map(|s| (s.clone(), "service_healthy"))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let mut volumes = Vec::new();
+                if let Some((_, path)) = &u.volume {
+                    volumes.push(format!("pgdata:{path}"));
+                }
+                if u.slot == Slot::Balancer {
+                    volumes.push("./nginx.conf:/etc/nginx/nginx.conf:ro".to_string());
+                }
                 minijinja::context! {
-                    service => format!("app-{i}"),
-                    container => n.node(i),
-                    host_port => spec.app.host_port_base.map(|b| b as u32 + i - 1),
+                    service => service_name(u.slot),
+                    // The migration is a one-off: compose names it itself.
+                    container => (u.slot != Slot::Migrate).then(|| u.name.clone()),
+                    image => &u.image,
+                    user => format!("{}:{}", u.user.0, u.user.1),
+                    command => &u.command,
+                    environment => &u.env,
+                    secrets => u.secrets.iter().map(|s| s.secret.file_name()).collect::<Vec<_>>(),
+                    ports => u.publish.map(|p| vec![format!("{}:{}:{}", p.host_ip, p.host_port, p.container_port)]),
+                    volumes => volumes,
+                    health => u.health.as_ref().map(|h| minijinja::context! {
+                        test => &h.test,
+                        interval => compose_duration(h.interval),
+                        timeout => compose_duration(h.timeout),
+                        retries => h.retries,
+                        start_period => compose_duration(h.start_period),
+                    }),
+                    stop_signal => u.stop_signal,
+                    stop_grace_period => compose_duration(u.stop_grace),
+                    restart => if u.restart { "unless-stopped" } else { "no" },
+                    depends_on => depends_on,
+                }
+            })
+            .collect();
+        let secrets: Vec<minijinja::Value> = Secret::ALL
+            .iter()
+            .map(|s| {
+                minijinja::context! {
+                    name => s.file_name(),
+                    file => format!("{secrets_dir}/{}/{}", secrets::COMPOSE_DIR, s.file_name()),
                 }
             })
             .collect();
         self.render(
             "docker-compose.yml.j2",
             minijinja::context! {
-                cluster => spec.name.as_str(),
+                cluster => model.names.cluster(),
                 secrets_dir => secrets_dir,
-                network => n.network(),
-                volume => n.volume(),
-                stop_grace_seconds => spec.rollout.stop_grace_seconds,
-                db => minijinja::context! {
-                    image => spec.database.image.as_str(),
-                    container => n.postgres(),
-                    user => spec.database.user.as_str(),
-                    name => spec.database.name.as_str(),
-                    max_connections => spec.database.max_connections,
-                    superuser_reserved_connections => spec.database.superuser_reserved_connections,
-                },
-                redis => spec.redis.as_ref().map(|r| minijinja::context! {
-                    image => r.image.as_str(),
-                    container => n.redis(),
-                }),
-                app => minijinja::context! {
-                    image => spec.app.image.as_str(),
-                    user => names::APP_USER,
-                    port => spec.app.port,
-                    pool_size => spec.app.pool_size,
-                    job_workers => spec.app.job_workers,
-                    log_format => match spec.app.log_format { LogFormat::Json => "json", LogFormat::Text => "text" },
-                    env => &spec.app.env,
-                    healthcheck => app_healthcheck(spec.app.port),
-                },
-                nodes => nodes,
-                lb => minijinja::context! {
-                    image => spec.balancer.image.as_str(),
-                    container => n.balancer(),
-                    bind => spec.balancer.bind.to_string(),
-                    port => spec.balancer.port,
-                    listen_port => names::BALANCER_LISTEN_PORT,
-                    healthcheck => http_probe(names::BALANCER_LISTEN_PORT, "/lb/health"),
-                },
+                network => &model.network,
+                volume => &model.volume,
+                services => services,
+                secrets => secrets,
             },
         )
     }
@@ -191,32 +233,39 @@ impl Templates {
         spec: &ClusterSpec,
         secrets_dir: &str,
     ) -> Result<Vec<Rendered>, RenderError> {
-        let n = Names::of(spec);
-        let nodes: Vec<String> = (1..=spec.app.nodes).map(|i| n.node(i)).collect();
+        let nginx = self.nginx(spec, &model::node_names(spec))?;
+        let model = model::model(spec, &Images::refs(spec), nginx.clone());
         Ok(vec![
             Rendered {
                 name: OUTPUTS[0].0,
-                contents: self.nginx(spec, &nodes)?,
+                contents: nginx,
             },
             Rendered {
                 name: OUTPUTS[1].0,
-                contents: self.compose(spec, secrets_dir)?,
+                contents: self.compose(&model, secrets_dir)?,
             },
         ])
     }
 }
 
-/// A shell probe (bash's /dev/tcp: no curl in slim images) that succeeds when
-/// `GET path` on the local port answers 200.
-pub fn http_probe(port: u16, path: &str) -> String {
-    format!(
-        "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET {path} HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n1 <&3 | grep -q ' 200 '"
-    )
+/// The compose service of a slot: `postgres`, `app-2`, `balancer`, …
+fn service_name(slot: Slot) -> String {
+    match slot {
+        Slot::Node(i) | Slot::OldNode(i) => format!("app-{i}"),
+        Slot::Postgres => "postgres".into(),
+        Slot::Redis => "redis".into(),
+        Slot::Balancer => "balancer".into(),
+        Slot::Migrate => "migrate".into(),
+    }
 }
 
-/// The node's health check: ready means the database answers.
-pub fn app_healthcheck(port: u16) -> String {
-    http_probe(port, "/api/ready")
+/// `1s`, `500ms`: compose's duration syntax.
+fn compose_duration(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// Writes each file that changed through a temp file and a rename, so a reader

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-use crate::config::ClusterSpec;
-use crate::names::Names;
+use node_contract::Secret;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot prepare secret {}", path.display())]
@@ -24,6 +23,15 @@ pub struct Secrets {
     pub dir: PathBuf,
     pub db_password: String,
     pub jwt_secret: String,
+}
+
+impl Secrets {
+    pub fn value(&self, secret: Secret) -> &str {
+        match secret {
+            Secret::DatabasePassword => &self.db_password,
+            Secret::JwtSecret => &self.jwt_secret,
+        }
+    }
 }
 
 impl std::fmt::Debug for Secrets {
@@ -70,30 +78,44 @@ fn ensure_one(dir: &Path, name: &str, len: usize) -> Result<String, SecretError>
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    write_mode(path, contents, 0o600)
+}
+
+/// Writes `contents` to a new file with `mode`, replacing any file there.
+fn write_mode(path: &Path, contents: &str, mode: u32) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        opts.mode(mode);
     }
+    let _ = mode;
     let mut f = opts.open(path)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()
 }
 
+/// The subdirectory holding the copies the compose path mounts as secrets.
+pub const COMPOSE_DIR: &str = "compose";
+
 /// Creates what is missing and returns the cluster's secrets. Also writes the
-/// env files the docker-compose path reads (`postgres.env`, `app.env`).
-pub fn ensure(dir: &Path, spec: &ClusterSpec) -> Result<Secrets, SecretError> {
+/// copies the docker-compose path mounts as `/run/secrets/*` (`compose/`, mode
+/// 0444 inside the 0700 directory: compose bind-mounts a file with its host
+/// mode, and the containers' users must read it).
+pub fn ensure(dir: &Path) -> Result<Secrets, SecretError> {
     let err = |source| SecretError {
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(err)?;
+    std::fs::create_dir_all(dir.join(COMPOSE_DIR)).map_err(err)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        for d in [dir.to_path_buf(), dir.join(COMPOSE_DIR)] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        }
         if let Some(parent) = dir.parent() {
             std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
                 .map_err(err)?;
@@ -104,22 +126,17 @@ pub fn ensure(dir: &Path, spec: &ClusterSpec) -> Result<Secrets, SecretError> {
         db_password: ensure_one(dir, "db_password", 32)?,
         jwt_secret: ensure_one(dir, "jwt_secret", 64)?,
     };
-    let n = Names::of(spec);
-    let pg_env = format!("POSTGRES_PASSWORD={}\n", secrets.db_password);
-    let app_env = format!(
-        "DATABASE_URL=postgres://{user}:{pw}@{host}:5432/{db}\nJWT_SECRET={jwt}\n",
-        user = spec.database.user,
-        pw = secrets.db_password,
-        host = n.postgres(),
-        db = spec.database.name,
-        jwt = secrets.jwt_secret,
-    );
-    for (name, contents) in [("postgres.env", pg_env), ("app.env", app_env)] {
-        let path = dir.join(name);
+    for secret in Secret::ALL {
+        let path = dir.join(COMPOSE_DIR).join(secret.file_name());
+        let contents = secrets.value(secret);
         if std::fs::read_to_string(&path).is_ok_and(|s| s == contents) {
             continue;
         }
-        write_private(&path, &contents).map_err(|source| SecretError { path, source })?;
+        write_mode(&path, contents, 0o444).map_err(|source| SecretError { path, source })?;
+    }
+    // Earlier versions passed the secrets to compose as env files: gone.
+    for stale in ["app.env", "postgres.env"] {
+        let _ = std::fs::remove_file(dir.join(stale));
     }
     Ok(secrets)
 }

@@ -159,9 +159,19 @@ fn render_writes_files_and_secrets_outside_them() {
     let secrets = dir.path().join(".deployer/secrets");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&secrets), 0o700);
-    for name in ["db_password", "jwt_secret", "app.env", "postgres.env"] {
+    for name in ["db_password", "jwt_secret"] {
         assert_eq!(mode(&secrets.join(name)), 0o600, "{name}");
+        // The copy compose mounts as /run/secrets/<name>: readable by the
+        // container's user, inside a directory only the owner can enter.
+        assert_eq!(
+            mode(&secrets.join("compose").join(name)),
+            0o444,
+            "compose/{name}"
+        );
     }
+    assert_eq!(mode(&secrets.join("compose")), 0o700);
+    // No env file with the password in a DATABASE_URL (docker inspect would show it).
+    assert!(!secrets.join("app.env").exists());
     let password = std::fs::read_to_string(secrets.join("db_password")).unwrap();
     let jwt = std::fs::read_to_string(secrets.join("jwt_secret")).unwrap();
     assert!(password.len() >= 32 && jwt.len() >= 32);
@@ -224,7 +234,8 @@ fn render_out_dir_and_json() {
     assert_eq!(v["files"].as_array().unwrap().len(), 2);
     assert!(dir.path().join("elsewhere/docker-compose.yml").exists());
     let compose = std::fs::read_to_string(dir.path().join("elsewhere/docker-compose.yml")).unwrap();
-    assert!(compose.contains("../.deployer/secrets/app.env"));
+    assert!(compose.contains("file: \"../.deployer/secrets/compose/db_password\""));
+    assert!(!compose.contains("env_file"));
 }
 
 #[test]

@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use deployer::cli::{ApplyArgs, DestroyArgs, Outcome};
+use deployer::deploy::{Applied, Deployment};
+use deployer::events::Silent;
+use deployer::names::Names;
+use deployer::observed::Observed;
+use deployer::plan::{Goal, Plan};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -54,7 +58,7 @@ pub fn ensure_images() {
         let loaded = deployer::config::load(&file).expect("the example cluster.toml is valid");
         let spec = &loaded.spec;
         let mut missing = Vec::new();
-        for image in [spec.app.image.as_str(), spec.database.image.as_str(), spec.balancer.image.as_str(), "redis:7.0-bookworm"] {
+        for image in [spec.app().image().as_str(), spec.database().image().as_str(), spec.balancer().image().as_str(), "redis:7.0-bookworm"] {
             let ok = std::process::Command::new("docker")
                 .args(["image", "inspect", image])
                 .output()
@@ -90,8 +94,14 @@ pub struct Cluster {
 impl Cluster {
     /// `extra` is appended to the example with the name and port replaced.
     pub fn new(tag: &str) -> Cluster {
-        require_docker();
         ensure_images();
+        Cluster::without_images(tag)
+    }
+
+    /// Like [`Cluster::new`], without asserting the images exist: for tests that
+    /// never start a container (refusals, destroy).
+    pub fn without_images(tag: &str) -> Cluster {
+        require_docker();
         let name = format!("e2e-{tag}-{}", std::process::id() % 100_000);
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
@@ -123,37 +133,65 @@ impl Cluster {
         std::fs::write(self.file(), edit(toml)).unwrap();
     }
 
-    pub fn apply(&self) -> anyhow::Result<Outcome> {
-        self.rt.block_on(deployer::ops::apply_cmd(
-            &self.file(),
-            &ApplyArgs { yes: true },
-        ))
+    /// The cluster file, loaded and opened on its target, as every command does.
+    pub async fn deployment(&self) -> anyhow::Result<Deployment> {
+        let file = self.file();
+        let loaded = deployer::config::load(&file)?;
+        Ok(Deployment::open(&file, loaded).await?)
     }
 
-    pub fn plan(&self) -> deployer::plan::Plan {
+    /// `deployer apply --yes`, through the library: lock, plan, carry out the
+    /// steps; an error when the cluster still differs afterwards.
+    pub fn apply(&self) -> anyhow::Result<Applied> {
+        self.converge(Goal::Converge)
+    }
+
+    fn converge(&self, goal: Goal) -> anyhow::Result<Applied> {
         self.rt.block_on(async {
-            let s = deployer::ops::prepare(&self.file(), false)
-                .await
-                .unwrap()
-                .expect("valid cluster file");
-            deployer::plan::plan(&s.desired, &s.observed)
+            let d = self.deployment().await?;
+            let _lock = d.lock()?;
+            let prepared = d.prepare(goal).await?;
+            if prepared.plan.is_empty() {
+                return Ok(Applied {
+                    left: prepared.plan,
+                });
+            }
+            let applied = d.apply(&prepared, &Silent).await?;
+            anyhow::ensure!(
+                applied.left.is_empty(),
+                "the cluster still differs after the apply:\n{}",
+                applied.left
+            );
+            Ok(applied)
         })
     }
 
-    pub fn observe(&self) -> deployer::observe::Observed {
+    pub fn plan(&self) -> Plan {
+        self.try_plan()
+            .expect("a valid cluster file, no foreign network or volume")
+    }
+
+    pub fn try_plan(&self) -> anyhow::Result<Plan> {
+        self.rt
+            .block_on(async { Ok(self.deployment().await?.prepare(Goal::Converge).await?.plan) })
+    }
+
+    pub fn observe(&self) -> Observed {
         self.rt.block_on(async {
-            let engine = deployer::engine::Engine::connect().await.unwrap();
-            let names = deployer::names::Names {
-                cluster: self.name.clone(),
-            };
-            deployer::observe::observe(&engine, &names).await.unwrap()
+            let engine = deployer::target::docker::engine::Engine::connect()
+                .await
+                .unwrap();
+            let names = Names::for_cluster(&self.name);
+            deployer::target::docker::observe::observe(&engine, &names)
+                .await
+                .unwrap()
         })
     }
 
     /// name → container id of every container of the cluster.
     pub fn container_ids(&self) -> Vec<(String, String)> {
         self.observe()
-            .containers
+            .units
             .into_iter()
             .map(|c| (c.name, c.id))
             .collect()
@@ -172,14 +210,13 @@ impl Cluster {
             .unwrap()
     }
 
+    /// `deployer destroy --volumes --yes`, through the library.
+    pub fn destroy_all(&self) -> anyhow::Result<Applied> {
+        self.converge(Goal::Destroy { volumes: true })
+    }
+
     pub fn destroy(&self) {
-        let _ = self.rt.block_on(deployer::ops::destroy_cmd(
-            &self.file(),
-            &DestroyArgs {
-                volumes: true,
-                yes: true,
-            },
-        ));
+        let _ = self.destroy_all();
     }
 }
 
@@ -201,5 +238,52 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
             "timed out after {timeout:?} waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A network or volume made by hand with `docker`, without the deployer's labels;
+/// removed when dropped, even when the test fails.
+pub struct HandMade {
+    /// "network" or "volume".
+    pub kind: &'static str,
+    pub name: String,
+}
+
+impl HandMade {
+    /// `docker <kind> create [args] <name>`.
+    pub fn create(kind: &'static str, name: &str, args: &[&str]) -> HandMade {
+        let out = std::process::Command::new("docker")
+            .arg(kind)
+            .arg("create")
+            .args(args)
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {kind} create {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        HandMade {
+            kind,
+            name: name.to_string(),
+        }
+    }
+
+    /// Whether it still exists on the engine.
+    pub fn exists(&self) -> bool {
+        std::process::Command::new("docker")
+            .args([self.kind, "inspect", &self.name])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for HandMade {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args([self.kind, "rm", &self.name])
+            .output();
     }
 }

@@ -1,14 +1,15 @@
 //! The deployer against the real Docker engine: apply, drift, scaling, rolling
-//! updates under load, budget refusal, locking and destroy.
+//! updates under load, budget refusal, locking, destroy, and networks and volumes
+//! that have the cluster's names but are not the deployer's.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deployer::cli::Outcome;
-use deployer::plan::Change;
-use e2e::{serial, wait_for, Cluster};
+use deployer::deploy::DeployError;
+use deployer::plan::{Change, PlanError};
+use e2e::{serial, wait_for, Cluster, HandMade};
 use serde_json::{json, Value};
 
 /// GET /api/health through the balancer `n` times; the node names seen.
@@ -118,7 +119,7 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
     let c = Cluster::new("life");
 
     // Apply 3 nodes from nothing.
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     assert!(
         c.plan().is_empty(),
         "a plan right after apply is empty: {}",
@@ -173,7 +174,7 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
             Change::Migrate,
             Change::Start {
                 name: node2.clone(),
-                role: deployer::desired::Role::App,
+                role: deployer::names::Role::App,
                 reason: "stopped outside the deployer".into()
             }
         ],
@@ -181,7 +182,7 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
     );
     let seen = nodes_seen(&c, 10);
     assert!(!seen.contains(&node2));
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     assert!(c.plan().is_empty());
     wait_for("node 2 to serve again", Duration::from_secs(20), || {
         nodes_seen(&c, 6).contains(&node2).then_some(())
@@ -189,14 +190,21 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
 
     // An over-budget edit is refused and nothing on the engine changes.
     let before = c.container_ids();
-    let status_before: Vec<bool> = c.observe().containers.iter().map(|o| o.running).collect();
+    let status_before: Vec<bool> = c.observe().units.iter().map(|o| o.running).collect();
     c.write(|t| t.replace("pool_size = 10 ", "pool_size = 40 "));
-    let outcome = c.apply().unwrap();
-    assert_eq!(outcome, Outcome::Failed);
+    let err = c.apply().unwrap_err();
+    assert!(
+        err.downcast_ref::<deployer::config::LoadError>().is_some(),
+        "{err:#}"
+    );
+    assert!(
+        format!("{err:#}").contains("the connection budget does not fit"),
+        "{err:#}"
+    );
     assert_eq!(c.container_ids(), before);
     assert_eq!(
         c.observe()
-            .containers
+            .units
             .iter()
             .map(|o| o.running)
             .collect::<Vec<_>>(),
@@ -207,19 +215,22 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
     // destroy --volumes leaves no container, network or volume.
     c.destroy();
     let o = c.observe();
-    assert!(o.containers.is_empty() && !o.network && !o.volume, "{o:?}");
+    assert!(
+        o.units.is_empty() && o.network.is_absent() && o.volume.is_absent(),
+        "{o:?}"
+    );
 }
 
 #[test]
 fn scaling_touches_only_the_affected_nodes_and_rollouts_lose_no_request() {
     let _serial = serial();
     let c = Cluster::new("scale");
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     let three = c.container_ids();
 
     // 3 → 5: the three nodes (and everything else) keep their containers.
     c.write(|t| t.replace("nodes = 3 ", "nodes = 5 "));
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     let five = c.container_ids();
     for (name, id) in &three {
         assert_eq!(
@@ -242,7 +253,7 @@ fn scaling_touches_only_the_affected_nodes_and_rollouts_lose_no_request() {
 
     // 5 → 2: nodes 3, 4, 5 go; nothing else is touched.
     c.write(|t| t.replace("nodes = 3 ", "nodes = 2 "));
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     let two = c.container_ids();
     let expected: Vec<(String, String)> = five
         .iter()
@@ -265,7 +276,7 @@ fn scaling_touches_only_the_affected_nodes_and_rollouts_lose_no_request() {
         2,
         "{plan}"
     );
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let (ok, failed, errors) = load.finish();
     assert!(ok > 100, "the load loop ran only {ok} requests");
@@ -304,7 +315,7 @@ fn a_second_apply_while_one_runs_is_refused() {
         format!("{err:#}").contains("another deployer apply or destroy is running"),
         "{err:#}"
     );
-    assert!(c.observe().containers.is_empty());
+    assert!(c.observe().units.is_empty());
     f.unlock().unwrap();
 }
 
@@ -314,10 +325,14 @@ fn a_second_apply_while_one_runs_is_refused() {
 fn child_apply() {
     if let Ok(file) = std::env::var("E2E_CHILD_APPLY") {
         let rt = e2e::runtime();
-        let _ = rt.block_on(deployer::ops::apply_cmd(
-            std::path::Path::new(&file),
-            &deployer::cli::ApplyArgs { yes: true },
-        ));
+        let _ = rt.block_on(async {
+            let file = std::path::Path::new(&file);
+            let d = deployer::deploy::Deployment::open(file, deployer::config::load(file)?).await?;
+            let _lock = d.lock()?;
+            let p = d.prepare(deployer::plan::Goal::Converge).await?;
+            d.apply(&p, &deployer::events::Silent).await?;
+            Ok::<_, anyhow::Error>(())
+        });
     }
 }
 
@@ -326,7 +341,7 @@ fn an_apply_killed_midway_is_converged_by_the_next_one() {
     let _serial = serial();
     let c = Cluster::new("kill");
     c.write(|t| t.replace("nodes = 3 ", "nodes = 2 "));
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
 
     // Start a rollout in another process and kill it in the middle.
     c.write(|t| {
@@ -343,7 +358,7 @@ fn an_apply_killed_midway_is_converged_by_the_next_one() {
     let old = format!("{}-app-1-old", c.name);
     wait_for("the rollout to start", Duration::from_secs(60), || {
         c.observe()
-            .containers
+            .units
             .iter()
             .any(|o| o.name == old)
             .then_some(())
@@ -352,10 +367,10 @@ fn an_apply_killed_midway_is_converged_by_the_next_one() {
     child.wait().unwrap();
 
     // The next apply converges from whatever was left, and the cluster serves.
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     let plan = c.plan();
     assert!(plan.is_empty(), "{plan}");
-    let names: Vec<String> = c.observe().containers.into_iter().map(|o| o.name).collect();
+    let names: Vec<String> = c.observe().units.into_iter().map(|o| o.name).collect();
     assert!(!names.iter().any(|n| n.ends_with("-old")), "{names:?}");
     let seen: BTreeSet<String> = nodes_seen(&c, 8).into_iter().collect();
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -367,18 +382,13 @@ fn the_generated_compose_file_brings_up_a_working_cluster() {
     let c = Cluster::new("compose");
     c.write(|t| t.replace("nodes = 3 ", "nodes = 2 "));
     // render creates the secrets the compose file reads.
-    assert_eq!(
-        deployer::cli::run(deployer::cli::Cli {
-            file: c.file(),
-            command: deployer::cli::Command::Render(deployer::cli::RenderArgs {
-                out: None,
-                check: false,
-                json: false
-            }),
-        })
-        .unwrap(),
-        Outcome::Ok
-    );
+    let file = c.file();
+    let loaded = deployer::config::load(&file).unwrap();
+    let templates = deployer::render::Templates::load(None).unwrap();
+    deployer::deploy::Generated::render(&file, &templates, &loaded.spec, None)
+        .unwrap()
+        .write()
+        .unwrap();
     let compose = |args: &[&str]| {
         std::process::Command::new("docker-compose")
             .args(["-p", &c.name, "-f", "generated/docker-compose.yml"])
@@ -440,7 +450,7 @@ fn a_node_failing_its_health_gate_stops_the_rollout_and_the_old_nodes_keep_servi
         t.replace("nodes = 3 ", "nodes = 2 ")
             .replace("health_timeout = 60", "health_timeout = 10")
     });
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     let before = c.container_ids();
 
     // A config the app refuses at start: the new node never becomes ready.
@@ -488,7 +498,7 @@ fn nodes_publishing_host_ports_are_replaced_stop_first_without_failed_requests()
         )
     };
     c.write(edit);
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     let direct = |port: u16| -> String {
         c.rt.block_on(async {
             let r = c
@@ -509,7 +519,7 @@ fn nodes_publishing_host_ports_are_replaced_stop_first_without_failed_requests()
     let load = Load::start(&c, 4);
     std::thread::sleep(Duration::from_millis(300));
     c.write(move |t| edit(t).replace("RUST_LOG = \"info\"", "RUST_LOG = \"debug\""));
-    assert_eq!(c.apply().unwrap(), Outcome::Ok);
+    c.apply().unwrap();
     let (ok, failed, errors) = load.finish();
     assert!(ok > 50, "{ok}");
     assert_eq!(failed, 0, "{errors:?}");
@@ -517,4 +527,99 @@ fn nodes_publishing_host_ports_are_replaced_stop_first_without_failed_requests()
     // The replacements publish the same ports.
     assert_eq!(direct(base), format!("{}-app-1", c.name));
     assert_eq!(direct(base + 1), format!("{}-app-2", c.name));
+}
+
+/// `apply` with a foreign `kind` ("network"/"volume") named `<cluster><suffix>`: refused
+/// with an error naming it, before anything is created; the object is untouched.
+fn apply_refuses_a_foreign(kind: &'static str, suffix: &str, tag: &str) {
+    let _serial = serial();
+    let c = Cluster::without_images(tag);
+    let name = format!("{}{suffix}", c.name);
+    let hand_made = HandMade::create(kind, &name, &[]);
+
+    let err = c.apply().expect_err("apply must refuse");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains(&format!(
+            "{kind} {name} exists but was not created by the deployer (it lacks the label io.deployer.cluster={})",
+            c.name
+        )),
+        "{msg}"
+    );
+    let typed = match err.downcast_ref::<DeployError>() {
+        Some(DeployError::Plan(e)) => Some(e),
+        _ => None,
+    };
+    assert!(
+        match kind {
+            "network" => matches!(typed, Some(PlanError::ForeignNetwork { .. })),
+            _ => matches!(typed, Some(PlanError::ForeignVolume { .. })),
+        },
+        "{err:?}"
+    );
+    // `plan` refuses the same way.
+    let plan = c.try_plan();
+    assert!(
+        matches!(&plan, Err(e) if matches!(e.downcast_ref::<DeployError>(), Some(DeployError::Plan(_)))),
+        "{plan:?}"
+    );
+
+    // Nothing of the cluster was made; the hand-made object is still there.
+    let o = c.observe();
+    assert!(o.is_empty(), "{o:?}");
+    assert!(o.units.is_empty(), "{o:?}");
+    match kind {
+        "network" => assert!(o.network.is_foreign() && o.volume.is_absent(), "{o:?}"),
+        _ => assert!(o.volume.is_foreign() && o.network.is_absent(), "{o:?}"),
+    }
+    assert!(hand_made.exists(), "{kind} {name} must be left in place");
+}
+
+#[test]
+fn apply_refuses_a_volume_it_did_not_create() {
+    apply_refuses_a_foreign("volume", "-pgdata", "fvol");
+}
+
+#[test]
+fn apply_refuses_a_network_it_did_not_create() {
+    apply_refuses_a_foreign("network", "-net", "fnet");
+}
+
+#[test]
+fn destroy_volumes_leaves_a_volume_it_did_not_create() {
+    let _serial = serial();
+    let c = Cluster::without_images("fdestroy");
+    // Never applied: the volume's name is taken by hand (once without any label, once
+    // with another cluster's), and the network is one the deployer made.
+    let other = format!("io.deployer.cluster={}-other", c.name);
+    for args in [vec![], vec!["--label", other.as_str()]] {
+        let volume = HandMade::create("volume", &format!("{}-pgdata", c.name), &args);
+        c.rt.block_on(async {
+            let engine = deployer::target::docker::engine::Engine::connect()
+                .await
+                .unwrap();
+            engine
+                .create_network(
+                    &format!("{}-net", c.name),
+                    [("io.deployer.cluster".to_string(), c.name.clone())].into(),
+                )
+                .await
+                .unwrap();
+        });
+        let o = c.observe();
+        assert!(o.network.is_owned() && o.volume.is_foreign(), "{o:?}");
+
+        c.destroy_all().unwrap();
+        let o = c.observe();
+        assert!(
+            o.network.is_absent(),
+            "the deployer's network is removed: {o:?}"
+        );
+        assert!(o.volume.is_foreign(), "{o:?}");
+        assert!(volume.exists(), "destroy --volumes removed {}", volume.name);
+
+        // Again, with nothing of ours left: still left alone.
+        c.destroy_all().unwrap();
+        assert!(volume.exists(), "destroy --volumes removed {}", volume.name);
+    }
 }

@@ -3,6 +3,7 @@
 //! Every problem is collected and reported at once with its location; nothing
 //! here panics on any input.
 
+pub mod convert;
 pub mod diagnostic;
 pub mod raw;
 pub mod spec;
@@ -13,6 +14,7 @@ use serde::de::IntoDeserializer;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use convert::{did_you_mean, from_raw};
 pub use diagnostic::{Diagnostic, Report, Severity};
 pub use spec::*;
 
@@ -119,7 +121,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded, LoadError> {
         Err(syntax) => return Err(invalid(path, &source, vec![syntax])),
     };
     // Sections that parsed are still checked when another one did not.
-    match spec::from_raw(&raw) {
+    match from_raw(&raw) {
         Ok((spec, warnings)) if diags.is_empty() => Ok(Loaded {
             path: path.to_path_buf(),
             source,

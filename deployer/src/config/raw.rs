@@ -1,6 +1,6 @@
 //! The raw shape of `cluster.toml`: exactly what the user wrote, with spans.
 //!
-//! Nothing here is trusted. [`super::spec`] turns a [`RawConfig`] into a validated
+//! Nothing here is trusted. [`super::convert`] turns a [`RawConfig`] into a validated
 //! [`super::ClusterSpec`]; code past that boundary never sees these types.
 
 use std::collections::BTreeMap;
@@ -22,13 +22,13 @@ pub struct RawConfig {
     pub broken: std::collections::BTreeSet<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     pub name: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApp {
     pub nodes: Option<Spanned<i64>>,
@@ -41,7 +41,7 @@ pub struct RawApp {
     pub env: Option<BTreeMap<String, Spanned<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub max_connections: Option<Spanned<i64>>,
@@ -52,14 +52,14 @@ pub struct RawDatabase {
     pub user: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub enabled: Option<Spanned<bool>>,
     pub image: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBalancer {
     pub strategy: Option<Spanned<String>>,
@@ -74,7 +74,7 @@ pub struct RawBalancer {
     pub worker_connections: Option<Spanned<i64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRollout {
     pub max_surge: Option<Spanned<i64>>,

@@ -14,6 +14,8 @@ mod psql;
 
 pub use psql::Psql;
 
+use crate::names::LABEL_CLUSTER;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot reach the Docker engine (is dockerd running? try `docker info`)")]
@@ -379,14 +381,21 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn network_exists(&self, name: &str) -> Result<bool> {
+    /// The network called `name`, and whether it carries `cluster`'s label.
+    pub async fn network(&self, name: &str, cluster: &str) -> Result<Presence<OwnedNetwork>> {
         match self
             .docker
             .inspect_network(name, None::<q::InspectNetworkOptions>)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            // The engine also resolves IDs: only the exact name counts.
+            Ok(n) if n.name.as_deref() != Some(name) => Ok(Presence::Absent),
+            Ok(n) if labelled(n.labels.as_ref(), cluster) => Ok(Presence::Owned(OwnedNetwork {
+                name: name.to_string(),
+                id: n.id.unwrap_or_else(|| name.to_string()),
+            })),
+            Ok(_) => Ok(Presence::Foreign),
+            Err(e) if is_not_found(&e) => Ok(Presence::Absent),
             Err(e) => Err(api(format!("inspecting network {name}"))(e)),
         }
     }
@@ -404,18 +413,24 @@ impl Engine {
             .map_err(api(format!("creating network {name}")))
     }
 
-    pub async fn remove_network(&self, name: &str) -> Result<()> {
-        match self.docker.remove_network(name).await {
+    /// Removes a network [`Engine::network`] found carrying the cluster's label, by its
+    /// id: one created under the same name since is not touched.
+    pub async fn remove_network(&self, network: OwnedNetwork) -> Result<()> {
+        match self.docker.remove_network(&network.id).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(api(format!("removing network {name}"))(e)),
+            Err(e) => Err(api(format!("removing network {}", network.name))(e)),
         }
     }
 
-    pub async fn volume_exists(&self, name: &str) -> Result<bool> {
+    /// The volume called `name`, and whether it carries `cluster`'s label.
+    pub async fn volume(&self, name: &str, cluster: &str) -> Result<Presence<OwnedVolume>> {
         match self.docker.inspect_volume(name).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
+            Ok(v) if labelled(Some(&v.labels), cluster) => Ok(Presence::Owned(OwnedVolume {
+                name: name.to_string(),
+            })),
+            Ok(_) => Ok(Presence::Foreign),
+            Err(e) if is_not_found(&e) => Ok(Presence::Absent),
             Err(e) => Err(api(format!("inspecting volume {name}"))(e)),
         }
     }
@@ -432,15 +447,110 @@ impl Engine {
             .map_err(api(format!("creating volume {name}")))
     }
 
-    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+    /// Removes a volume [`Engine::volume`] found carrying the cluster's label.
+    pub async fn remove_volume(&self, volume: OwnedVolume) -> Result<()> {
         match self
             .docker
-            .remove_volume(name, None::<q::RemoveVolumeOptions>)
+            .remove_volume(&volume.name, None::<q::RemoveVolumeOptions>)
             .await
         {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(api(format!("removing volume {name}"))(e)),
+            Err(e) => Err(api(format!("removing volume {}", volume.name))(e)),
         }
+    }
+}
+
+/// Whether `labels` has `io.deployer.cluster=<cluster>`.
+fn labelled(labels: Option<&HashMap<String, String>>, cluster: &str) -> bool {
+    labels
+        .and_then(|l| l.get(LABEL_CLUSTER))
+        .map(String::as_str)
+        == Some(cluster)
+}
+
+/// What the engine has under the name of a cluster's network or volume.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Presence<T> {
+    /// Nothing by that name.
+    #[default]
+    Absent,
+    /// It carries the cluster's label: the deployer made it, and may remove it.
+    Owned(T),
+    /// Something else has the name: no cluster label, or another cluster's.
+    Foreign,
+}
+
+impl<T> Presence<T> {
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Presence::Absent)
+    }
+    pub fn is_owned(&self) -> bool {
+        matches!(self, Presence::Owned(_))
+    }
+    pub fn is_foreign(&self) -> bool {
+        matches!(self, Presence::Foreign)
+    }
+    /// The owned object, if it is one.
+    pub fn owned(self) -> Option<T> {
+        match self {
+            Presence::Owned(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// "absent", "owned" or "foreign", as `deployer status` shows it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Presence::Absent => "absent",
+            Presence::Owned(_) => "owned",
+            Presence::Foreign => "foreign",
+        }
+    }
+}
+
+/// A network seen carrying the cluster's label. Only [`Engine::network`] makes one,
+/// so [`Engine::remove_network`] cannot be handed a network the deployer did not make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedNetwork {
+    name: String,
+    id: String,
+}
+
+impl OwnedNetwork {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A volume seen carrying the cluster's label. Only [`Engine::volume`] makes one,
+/// so [`Engine::remove_volume`] cannot be handed a volume the deployer did not make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedVolume {
+    name: String,
+}
+
+impl OwnedVolume {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_clusters_own_label_makes_an_object_owned() {
+        let l = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(labelled(Some(&l(&[(LABEL_CLUSTER, "demo")])), "demo"));
+        assert!(!labelled(None, "demo"));
+        assert!(!labelled(Some(&l(&[])), "demo"));
+        assert!(!labelled(Some(&l(&[(LABEL_CLUSTER, "other")])), "demo"));
+        assert!(!labelled(Some(&l(&[("cluster", "demo")])), "demo"));
     }
 }

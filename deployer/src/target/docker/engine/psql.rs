@@ -18,8 +18,8 @@ impl Psql {
         Psql {
             engine: engine.clone(),
             container: Names::of(spec).postgres(),
-            user: spec.database.user.to_string(),
-            database: spec.database.name.to_string(),
+            user: spec.database().user().to_string(),
+            database: spec.database().name().to_string(),
             password: password.trim().to_string(),
         }
     }

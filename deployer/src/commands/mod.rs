@@ -1,16 +1,23 @@
-//! The command line: argument parsing and one function per command. `main.rs`
-//! only calls [`run`] and maps its result to an exit code.
+//! The command layer: argument parsing, printing, prompts, JSON and exit codes.
+//! One function per command, each over the library (`deploy`, `config`,
+//! `verify`, …), which returns data and typed errors and never prints.
+//! `main.rs` only calls [`run`] and maps its result to an exit code.
+
+mod cluster;
+mod files;
+mod progress;
+mod verify;
+
+pub use progress::Progress;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::budget::Budget;
 use crate::config::{self, Loaded};
-use crate::render::{self, Templates};
-use crate::secrets;
 
 /// Exit codes: 0 ok, 1 error, 2 "there are changes" (plan --detailed-exitcode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +92,7 @@ pub enum Command {
             network and volume carrying the cluster's labels) and print the changes, \
             Terraform-style: `+` create, `~` change in place (start a stopped node, reload \
             nginx), `-/+` replace with the reason, `-` destroy. Changes nothing.",
-        after_help = "Examples:\n  deployer plan\n  deployer plan --detailed-exitcode   # 0 no changes, 2 changes, 1 error\n  deployer plan --json"
+        after_help = "Examples:\n  deployer plan\n  deployer plan --steps             # also the ordered steps apply will take\n  deployer plan --detailed-exitcode   # 0 no changes, 2 changes, 1 error\n  deployer plan --json"
     )]
     Plan(PlanArgs),
 
@@ -154,7 +161,10 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Print a machine-readable plan on stdout.
+    /// Also print the steps apply will carry out, in order (`--json` always has them).
+    #[arg(long)]
+    pub steps: bool,
+    /// Print a machine-readable plan (changes and steps) on stdout.
     #[arg(long)]
     pub json: bool,
 }
@@ -214,6 +224,20 @@ impl Default for VerifyArgs {
     }
 }
 
+impl From<&VerifyArgs> for crate::verify::Options {
+    fn from(a: &VerifyArgs) -> crate::verify::Options {
+        crate::verify::Options {
+            chaos: a.chaos,
+            requests: a.requests,
+            concurrency: a.concurrency,
+            auth_requests: a.auth_requests,
+            jobs: a.jobs,
+            jobs_deadline: Duration::from_secs(a.jobs_deadline.into()),
+            chaos_duration: Duration::from_secs(a.chaos_seconds.into()),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct JsonFlag {
     /// Print a machine-readable result on stdout.
@@ -236,30 +260,18 @@ pub struct RenderArgs {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let file = &cli.file;
     match &cli.command {
-        Command::Validate(a) => validate(&cli.file, a.json),
-        Command::Render(a) => render_cmd(&cli.file, a),
-        Command::Plan(a) => runtime()?.block_on(crate::ops::plan_cmd(&cli.file, a)),
-        Command::Apply(a) => runtime()?.block_on(crate::ops::apply_cmd(&cli.file, a)),
-        Command::Status(a) => runtime()?.block_on(crate::ops::status_cmd(&cli.file, a.json)),
-        Command::Destroy(a) => runtime()?.block_on(crate::ops::destroy_cmd(&cli.file, a)),
-        Command::Build => runtime()?.block_on(crate::ops::build_cmd(&cli.file)),
-        Command::Verify(a) => runtime()?.block_on(crate::verify::verify_cmd(&cli.file, a)),
-        Command::Images => images_cmd(&cli.file),
+        Command::Validate(a) => files::validate(file, a.json),
+        Command::Render(a) => files::render(file, a),
+        Command::Images => files::images(file),
+        Command::Plan(a) => runtime()?.block_on(cluster::plan(file, a)),
+        Command::Apply(a) => runtime()?.block_on(cluster::apply(file, a)),
+        Command::Status(a) => runtime()?.block_on(cluster::status(file, a.json)),
+        Command::Destroy(a) => runtime()?.block_on(cluster::destroy(file, a)),
+        Command::Build => runtime()?.block_on(cluster::build(file)),
+        Command::Verify(a) => runtime()?.block_on(verify::verify(file, a)),
     }
-}
-
-fn images_cmd(file: &Path) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_or_report(file, false)? else {
-        return Ok(Outcome::Failed);
-    };
-    let spec = &loaded.spec;
-    println!("{}", spec.database.image);
-    println!("{}", spec.balancer.image);
-    if let Some(r) = &spec.redis {
-        println!("{}", r.image);
-    }
-    Ok(Outcome::Ok)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -270,17 +282,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// The directory cluster.toml lives in.
-pub fn base_dir(file: &Path) -> PathBuf {
-    match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::new(),
-    }
-}
-
 /// Loads the file; on validation errors prints them (text on stderr, or JSON on
 /// stdout) and returns None.
-pub(crate) fn load_or_report(file: &Path, json_out: bool) -> anyhow::Result<Option<Loaded>> {
+pub fn load_or_report(file: &Path, json_out: bool) -> anyhow::Result<Option<Loaded>> {
     match config::load(file) {
         Ok(l) => Ok(Some(l)),
         Err(config::LoadError::Invalid { report }) => {
@@ -306,119 +310,4 @@ pub(crate) fn load_or_report(file: &Path, json_out: bool) -> anyhow::Result<Opti
         }
         Err(e) => Err(e.into()),
     }
-}
-
-fn validate(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_or_report(file, json_out)? else {
-        return Ok(Outcome::Failed);
-    };
-    let spec = &loaded.spec;
-    let budget = Budget::of(spec);
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "ok": true,
-                "file": file.display().to_string(),
-                "cluster": spec,
-                "budget": budget,
-                "headroom": budget.headroom(),
-                "headroom_percent": (budget.headroom_percent() * 10.0).round() / 10.0,
-                "diagnostics": loaded.warnings_report().json(),
-            }))?
-        );
-    } else {
-        if !loaded.warnings.is_empty() {
-            eprint!("{}", loaded.warnings_report());
-            eprintln!();
-        }
-        println!(
-            "{}: ok — cluster `{}`: {} node{} × pool {}, {} balancing on {}:{}{}",
-            file.display(),
-            spec.name,
-            spec.app.nodes,
-            if spec.app.nodes == 1 { "" } else { "s" },
-            spec.app.pool_size,
-            spec.balancer.strategy.as_str(),
-            spec.balancer.bind,
-            spec.balancer.port,
-            if spec.redis.is_some() {
-                ", with redis"
-            } else {
-                ""
-            },
-        );
-        print!("\n{}", budget.table());
-    }
-    Ok(Outcome::Ok)
-}
-
-fn render_cmd(file: &Path, args: &RenderArgs) -> anyhow::Result<Outcome> {
-    let Some(loaded) = load_or_report(file, args.json)? else {
-        return Ok(Outcome::Failed);
-    };
-    let base = base_dir(file);
-    let out = args.out.clone().unwrap_or_else(|| base.join("generated"));
-    let templates = Templates::load(Some(&base.join("templates")))?;
-    let secrets_dir = secrets::dir_for(file);
-    let secrets_ref = render::relative_path(&out, &secrets_dir);
-    let files = templates
-        .render_all(&loaded.spec, &secrets_ref)
-        .context("rendering templates")?;
-
-    if args.check {
-        let drift = render::check(&out, &files);
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "ok": drift.is_empty(),
-                    "out": out.display().to_string(),
-                    "stale": drift.iter().map(|d| json!({"file": d.name, "missing": d.missing, "diff": d.diff})).collect::<Vec<_>>(),
-                }))?
-            );
-        } else if drift.is_empty() {
-            println!("{}: up to date with {}", out.display(), file.display());
-        } else {
-            for d in &drift {
-                eprint!("{}", d.diff);
-            }
-            eprintln!(
-                "\n{}: {} file{} out of date — run `deployer render` and commit the result",
-                out.display(),
-                drift.len(),
-                if drift.len() == 1 { " is" } else { "s are" }
-            );
-        }
-        return Ok(if drift.is_empty() {
-            Outcome::Ok
-        } else {
-            Outcome::Failed
-        });
-    }
-
-    secrets::ensure(&secrets_dir, &loaded.spec).context("preparing secrets")?;
-    let changed: Vec<&str> = render::check(&out, &files).iter().map(|d| d.name).collect();
-    render::write_all(&out, &files)?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "ok": true,
-                "out": out.display().to_string(),
-                "templates": templates.source,
-                "files": files.iter().map(|f| json!({"file": f.name, "changed": changed.contains(&f.name), "bytes": f.contents.len()})).collect::<Vec<_>>(),
-            }))?
-        );
-    } else {
-        for f in &files {
-            let state = if changed.contains(&f.name) {
-                "written"
-            } else {
-                "unchanged"
-            };
-            println!("{}/{} ({state})", out.display(), f.name);
-        }
-    }
-    Ok(Outcome::Ok)
 }

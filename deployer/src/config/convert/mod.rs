@@ -1,0 +1,346 @@
+//! Raw sections → validated spec: one converter per section, then the checks that
+//! span sections, then the connection budget.
+//!
+//! Every problem is collected (see [`Checker`]) so the user sees them all at once;
+//! an invalid value is replaced by its default so later checks can still run.
+
+mod app;
+mod balancer;
+mod cluster;
+mod database;
+mod redis;
+mod rollout;
+mod suggest;
+
+use std::ops::{Range, RangeInclusive};
+use std::time::Duration;
+
+use toml::Spanned;
+
+pub use suggest::did_you_mean;
+
+use super::diagnostic::Diagnostic;
+use super::raw::{RawApp, RawBalancer, RawConfig, RawDatabase, RawRollout};
+use super::spec::{AppSpec, BalancerSpec, ClusterSpec, DnsLabel, ImageRef, RolloutSpec};
+use suggest::suggest_label;
+
+/// Converts the raw file into a spec, or returns every problem found.
+/// Warnings (e.g. low headroom) come back with the spec.
+pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut c = Checker { diags: Vec::new() };
+    // A missing section is an empty one: every key at its default.
+    let (no_app, no_database, no_balancer, no_rollout) = Default::default();
+    let a: &RawApp = section(&raw.app, &no_app);
+    let d: &RawDatabase = section(&raw.database, &no_database);
+    let b: &RawBalancer = section(&raw.balancer, &no_balancer);
+    let r: &RawRollout = section(&raw.rollout, &no_rollout);
+
+    let name = cluster::name(&mut c, raw);
+    let app = app::convert(&mut c, a);
+    let database = database::convert(&mut c, d);
+    let redis = redis::convert(&mut c, raw.redis.as_ref().map(|s| s.get_ref()));
+    let balancer = balancer::convert(&mut c, b);
+    let rollout = rollout::convert(&mut c, r);
+    cross_checks(&mut c, (&app, a), (&balancer, b), &rollout);
+
+    if c.diags.iter().any(|d| d.is_error()) || !raw.broken.is_empty() {
+        // The budget of a half-read file would mislead: report what is known.
+        return Err(c.diags);
+    }
+    let spec = ClusterSpec {
+        name,
+        app,
+        database,
+        redis,
+        balancer,
+        rollout,
+    };
+    let budget_span = d
+        .max_connections
+        .as_ref()
+        .and_then(span)
+        .or(a.pool_size.as_ref().and_then(span))
+        .or(raw.database.as_ref().map(|s| s.span()));
+    let mut warnings = c.diags;
+    warnings.extend(check_budget(&spec, budget_span).map_err(|e| vec![e])?);
+    Ok((spec, warnings))
+}
+
+fn section<'a, T>(s: &'a Option<Spanned<T>>, empty: &'a T) -> &'a T {
+    s.as_ref().map_or(empty, |s| s.get_ref())
+}
+
+/// Checks between sections: host ports against the balancer's port, job workers
+/// against the pool.
+fn cross_checks(
+    c: &mut Checker,
+    (app, a): (&AppSpec, &RawApp),
+    (balancer, b): (&BalancerSpec, &RawBalancer),
+    rollout: &RolloutSpec,
+) {
+    if let (Some(base), Some(raw_base)) = (app.host_port_base, &a.host_port_base) {
+        let lb_port = balancer.port as i64;
+        let last = base as i64 + app.nodes as i64 + rollout.max_surge as i64 - 1;
+        if last > 65535 {
+            c.diags.push(
+                Diagnostic::error(
+                    format!("host ports {base}..{last} run past 65535"),
+                    span(raw_base),
+                )
+                .with_hint("lower host_port_base"),
+            );
+        } else if (base as i64..=last).contains(&lb_port) {
+            c.diags.push(
+                Diagnostic::error(
+                    format!("the balancer's port {lb_port} collides with the node ports {base}..{last} (host_port_base + nodes + max_surge)"),
+                    b.port.as_ref().and_then(span).or(span(raw_base)),
+                )
+                .with_hint(format!("move host_port_base to {} or the balancer's port elsewhere", lb_port + 1)),
+            );
+        }
+    }
+    let (job_workers, pool_size) = (app.job_workers as i64, app.pool_size as i64);
+    if job_workers >= pool_size && job_workers > 0 {
+        c.diags.push(
+            Diagnostic::error(
+                format!("job_workers ({job_workers}) must be less than pool_size ({pool_size}): job workers draw from the node's pool and requests need a connection too"),
+                a.job_workers.as_ref().and_then(span).or(a.pool_size.as_ref().and_then(span)),
+            )
+            .with_hint(format!("lower job_workers to {} or raise pool_size to {}", (pool_size - 1).max(0), job_workers + 1)),
+        );
+    }
+}
+
+/// The connection budget: an error when the peak does not fit, a warning when
+/// less than 10% of headroom is left.
+fn check_budget(
+    spec: &ClusterSpec,
+    budget_span: Option<Range<usize>>,
+) -> Result<Option<Diagnostic>, Diagnostic> {
+    let budget = spec.budget();
+    if budget.over_by() > 0 {
+        let mut hints = Vec::new();
+        match budget.largest_pool_that_fits() {
+            Some(p) => hints.push(format!("lower pool_size to {p}")),
+            None => hints.push("fewer nodes or a smaller max_surge".to_string()),
+        }
+        hints.push(format!(
+            "raise max_connections to {}",
+            budget.max_connections_needed()
+        ));
+        let d = Diagnostic::error(
+            format!(
+                "the connection budget does not fit: at peak the cluster opens {} connections, but PostgreSQL allows {} ({} max_connections - {} superuser reserved); over by {}",
+                budget.peak, budget.limit, budget.max_connections, budget.superuser_reserved, budget.over_by()
+            ),
+            budget_span,
+        )
+        .with_hint(format!("{}\n{}", hints.join(", or "), budget.formula()));
+        return Err(d);
+    }
+    if budget.headroom_percent() < 10.0 {
+        return Ok(Some(
+            Diagnostic::warning(
+                format!(
+                    "only {} connections ({:.1}%) of headroom are left at peak ({} of {})",
+                    budget.headroom(),
+                    budget.headroom_percent(),
+                    budget.peak,
+                    budget.limit
+                ),
+                budget_span,
+            )
+            .with_hint(format!(
+                "a manual psql session or a second migration could be refused; consider max_connections = {}",
+                budget.max_connections_for_headroom(10.0)
+            )),
+        ));
+    }
+    Ok(None)
+}
+
+/// Collects every problem while converting, so the user sees them all at once.
+struct Checker {
+    diags: Vec<Diagnostic>,
+}
+
+fn span<T>(s: &Spanned<T>) -> Option<Range<usize>> {
+    Some(s.span())
+}
+
+impl Checker {
+    /// An integer key within `range`, or `default` (after reporting why).
+    fn int(
+        &mut self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        default: i64,
+        range: RangeInclusive<i64>,
+        hint: &str,
+    ) -> i64 {
+        match value {
+            None => default,
+            Some(v) => {
+                let n = *v.get_ref();
+                if range.contains(&n) {
+                    n
+                } else {
+                    let what = if n < *range.start() {
+                        "too small"
+                    } else {
+                        "too large"
+                    };
+                    self.diags.push(
+                        Diagnostic::error(
+                            format!(
+                                "`{key}` = {n} is {what}: it must be between {} and {}",
+                                range.start(),
+                                range.end()
+                            ),
+                            span(v),
+                        )
+                        .with_hint(hint.to_string()),
+                    );
+                    default
+                }
+            }
+        }
+    }
+
+    /// A key in whole seconds, checked like [`Checker::int`]; `range` must not
+    /// go below 0.
+    fn seconds(
+        &mut self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        default: u32,
+        range: RangeInclusive<u32>,
+        hint: &str,
+    ) -> Duration {
+        let range = i64::from(*range.start())..=i64::from(*range.end());
+        let n = self.int(value, key, default.into(), range, hint);
+        Duration::from_secs(n.unsigned_abs())
+    }
+
+    fn label(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: &'static str,
+    ) -> DnsLabel {
+        match value {
+            None => DnsLabel::known(default),
+            Some(v) => match DnsLabel::parse(v.get_ref()) {
+                Ok(l) => l,
+                Err(why) => {
+                    let suggestion = suggest_label(v.get_ref());
+                    let mut d = Diagnostic::error(
+                        format!("`{key}` is not a valid DNS label: {why}"),
+                        span(v),
+                    );
+                    d = match suggestion {
+                        Some(s) => d.with_hint(format!(
+                            "names become container, network and host names; try `{key} = \"{s}\"`"
+                        )),
+                        None => d.with_hint(
+                            "names become container, network and host names: use lowercase letters, digits and `-`",
+                        ),
+                    };
+                    self.diags.push(d);
+                    DnsLabel::known(default)
+                }
+            },
+        }
+    }
+
+    fn image(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: &'static str,
+    ) -> ImageRef {
+        match value {
+            None => ImageRef::known(default),
+            Some(v) => match ImageRef::parse(v.get_ref()) {
+                Ok(i) => i,
+                Err(why) => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            format!("`{key}` is not a valid image reference: {why}"),
+                            span(v),
+                        )
+                        .with_hint(format!("for example `{key} = \"{default}\"`")),
+                    );
+                    ImageRef::known(default)
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{parse, Loaded, Report};
+
+    fn check(src: &str) -> Result<Loaded, Report> {
+        parse(Path::new("cluster.toml"), src.as_bytes()).map_err(|e| e.report().unwrap().clone())
+    }
+
+    #[test]
+    fn timeouts_are_durations_in_seconds() {
+        let l = check("[cluster]\nname = \"x\"\n[rollout]\ndrain_seconds = 0\n[balancer]\nread_timeout = 90\n")
+            .unwrap();
+        let (r, b) = (&l.spec.rollout, &l.spec.balancer);
+        assert_eq!(r.drain, Duration::ZERO);
+        assert_eq!(r.stop_grace, Duration::from_secs(20));
+        assert_eq!(r.health_timeout, Duration::from_secs(60));
+        assert_eq!(b.fail_timeout, Duration::from_secs(10));
+        assert_eq!(b.connect_timeout, Duration::from_secs(2));
+        assert_eq!(b.read_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn timeouts_serialize_as_whole_seconds_under_their_toml_keys() {
+        let l = check("[cluster]\nname = \"x\"\n").unwrap();
+        let v = serde_json::to_value(&l.spec).unwrap();
+        assert_eq!(v["rollout"]["drain_seconds"], 2);
+        assert_eq!(v["rollout"]["stop_grace_seconds"], 20);
+        assert_eq!(v["rollout"]["health_timeout"], 60);
+        assert_eq!(v["balancer"]["fail_timeout"], 10);
+        assert_eq!(v["balancer"]["connect_timeout"], 2);
+        assert_eq!(v["balancer"]["read_timeout"], 30);
+        assert!(v["rollout"].get("drain").is_none());
+    }
+
+    #[test]
+    fn out_of_range_seconds_keep_their_message() {
+        let r = check("[cluster]\nname = \"x\"\n[rollout]\nstop_grace_seconds = 0\n").unwrap_err();
+        assert_eq!(
+            r.diagnostics[0].message,
+            "`stop_grace_seconds` = 0 is too small: it must be between 1 and 600"
+        );
+        assert_eq!(
+            r.diagnostics[0].hint.as_deref(),
+            Some("seconds between SIGTERM and SIGKILL")
+        );
+    }
+
+    #[test]
+    fn over_budget_replaces_warnings_with_one_error() {
+        let r = check("[cluster]\nname = \"x\"\n[app]\nnodes = 5\npool_size = 20\n").unwrap_err();
+        assert_eq!(r.diagnostics.len(), 1, "{r}");
+        assert!(
+            r.diagnostics[0].message.contains("over by 32"),
+            "{}",
+            r.diagnostics[0].message
+        );
+        assert!(r.diagnostics[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("lower pool_size to 14, or raise max_connections to 132\n"));
+    }
+}

@@ -1,0 +1,349 @@
+//! The library's front door: one validated cluster file on its target. It
+//! returns data (models, plans, steps, observations) and typed errors; the
+//! command layer prints them, asks, and maps exit codes.
+//!
+//! The flow, one way: `cluster.toml` → [`Loaded`] (parsed once) → [`Model`] →
+//! the target's observation → [`plan`] → the target's steps → [`apply`].
+
+use std::path::{Path, PathBuf};
+
+use crate::apply::{self, ApplyError};
+use crate::config::{ClusterSpec, Loaded};
+use crate::events::Events;
+use crate::lock::{Lock, LockError};
+use crate::model::{self, Images, Model};
+use crate::names::Names;
+use crate::observed::Observed;
+use crate::plan::{self, Goal, Plan, PlanError};
+use crate::render::{self, Drift, RenderError, Rendered, Templates};
+use crate::secrets::{self, SecretError, Secrets};
+use crate::steps::Step;
+use crate::target::docker::engine::{Engine, EngineError};
+use crate::target::docker::{DockerError, DockerTarget};
+use crate::target::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(
+        "missing image{} on the Docker engine: {}\nhint: {}",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        missing_hint(missing, app_image)
+    )]
+    MissingImages {
+        missing: Vec<String>,
+        app_image: String,
+    },
+    #[error("observing the cluster")]
+    Observe(#[source] DockerError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("preparing secrets")]
+    Secrets(#[from] SecretError),
+    #[error("rendering templates")]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{action} of cluster `{cluster}` failed; run `deployer {action}` again to converge from here")]
+    Apply {
+        action: &'static str,
+        cluster: String,
+        #[source]
+        source: ApplyError,
+    },
+}
+
+fn missing_hint(missing: &[String], app_image: &str) -> String {
+    let mut hints = Vec::new();
+    if missing.iter().any(|m| m == app_image) {
+        hints.push("build the app image with `deployer build`".to_string());
+    }
+    let others: Vec<&str> = missing
+        .iter()
+        .filter(|m| *m != app_image)
+        .map(String::as_str)
+        .collect();
+    if !others.is_empty() {
+        hints.push(format!(
+            "pull {} with `docker pull`, or build compatible images from Debian packages with `scripts/build-images.sh {}`",
+            others.join(", "),
+            others.join(" ")
+        ));
+    }
+    hints.join("; ")
+}
+
+pub type Result<T> = std::result::Result<T, DeployError>;
+
+/// A plan ready to be shown, confirmed and carried out.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub goal: Goal,
+    pub model: Model,
+    pub observed: Observed,
+    pub plan: Plan,
+    pub steps: Vec<Step>,
+}
+
+/// What an apply left: the plan made again from what is observed after it,
+/// which is empty when the cluster matches the file.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub left: Plan,
+}
+
+/// One cluster file on its target.
+pub struct Deployment {
+    file: PathBuf,
+    loaded: Loaded,
+    names: Names,
+    templates: Templates,
+    engine: Engine,
+}
+
+impl Deployment {
+    /// Connects to the target for the already loaded `file`.
+    pub async fn open(file: &Path, loaded: Loaded) -> Result<Deployment> {
+        let templates = Templates::load(Some(&base_dir(file).join("templates")))?;
+        Ok(Deployment {
+            file: file.to_path_buf(),
+            names: Names::of(&loaded.spec),
+            loaded,
+            templates,
+            engine: Engine::connect().await?,
+        })
+    }
+
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.loaded.spec
+    }
+
+    pub fn loaded(&self) -> &Loaded {
+        &self.loaded
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    /// The cluster's lock: a second apply, destroy or chaos run is refused while held.
+    pub fn lock(&self) -> Result<Lock> {
+        Ok(Lock::take(&base_dir(&self.file), self.names.cluster())?)
+    }
+
+    /// The cluster's secrets, created once.
+    pub fn secrets(&self) -> Result<Secrets> {
+        Ok(secrets::ensure(&secrets::dir_for(&self.file))?)
+    }
+
+    fn target(&self, model: Model, secrets: Option<Secrets>) -> DockerTarget {
+        DockerTarget::new(
+            self.engine.clone(),
+            self.loaded.spec.clone(),
+            model,
+            self.templates.clone(),
+            secrets,
+        )
+    }
+
+    /// What of the cluster exists now.
+    pub async fn observe(&self) -> Result<Observed> {
+        self.target(Model::empty(self.names.clone()), None)
+            .observe()
+            .await
+            .map_err(DeployError::Observe)
+    }
+
+    /// Resolves every image the spec names to the engine's image ID; a missing
+    /// one is an error that says how to get it.
+    pub async fn images(&self) -> Result<Images> {
+        let refs = Images::refs(&self.loaded.spec);
+        let mut missing = Vec::new();
+        let mut id = async |r: &str| -> Result<String> {
+            Ok(match self.engine.image_id(r).await? {
+                Some(id) => id,
+                None => {
+                    missing.push(r.to_string());
+                    String::new()
+                }
+            })
+        };
+        let images = Images {
+            app: id(&refs.app).await?,
+            postgres: id(&refs.postgres).await?,
+            redis: match &refs.redis {
+                Some(r) => Some(id(r).await?),
+                None => None,
+            },
+            balancer: id(&refs.balancer).await?,
+        };
+        if !missing.is_empty() {
+            return Err(DeployError::MissingImages {
+                missing,
+                app_image: refs.app,
+            });
+        }
+        Ok(images)
+    }
+
+    /// The desired model on this engine (images resolved, final nginx config).
+    pub async fn model(&self) -> Result<Model> {
+        let images = self.images().await?;
+        let nodes = model::node_names(&self.loaded.spec);
+        let nginx_conf = self.templates.nginx(&self.loaded.spec, &nodes)?;
+        Ok(model::model(&self.loaded.spec, &images, nginx_conf))
+    }
+
+    /// Observes, plans and schedules the way to `goal`. Changes nothing.
+    pub async fn prepare(&self, goal: Goal) -> Result<Prepared> {
+        let observed = self.observe().await?;
+        let model = match goal {
+            Goal::Converge => {
+                // Someone else's network or volume is named before a missing image.
+                plan::check_ownership(&self.names, &observed)?;
+                self.model().await?
+            }
+            Goal::Destroy { .. } => Model::empty(self.names.clone()),
+        };
+        let plan = plan::plan(&model, &observed, goal)?;
+        let steps = self.target(model.clone(), None).schedule(&plan);
+        Ok(Prepared {
+            goal,
+            model,
+            observed,
+            plan,
+            steps,
+        })
+    }
+
+    /// Carries out a prepared plan's steps, then plans again from what is
+    /// observed. Converging also writes `generated/` so it holds exactly what
+    /// was applied. The caller holds the [`Lock`].
+    pub async fn apply(&self, prepared: &Prepared, events: &dyn Events) -> Result<Applied> {
+        let secrets = match prepared.goal {
+            Goal::Converge => {
+                let secrets = self.secrets()?;
+                Generated::render(&self.file, &self.templates, &self.loaded.spec, None)?.write()?;
+                Some(secrets)
+            }
+            Goal::Destroy { .. } => None,
+        };
+        let target = self.target(prepared.model.clone(), secrets);
+        apply::apply(&target, &prepared.steps, events)
+            .await
+            .map_err(|source| DeployError::Apply {
+                action: match prepared.goal {
+                    Goal::Converge => "apply",
+                    Goal::Destroy { .. } => "destroy",
+                },
+                cluster: self.names.cluster().to_string(),
+                source,
+            })?;
+        let after = target.observe().await.map_err(DeployError::Observe)?;
+        Ok(Applied {
+            left: plan::plan(&prepared.model, &after, prepared.goal)?,
+        })
+    }
+}
+
+/// Why the connections in use could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionsError {
+    #[error("postgres is not running")]
+    NotRunning,
+    #[error("cannot read the database password")]
+    Password(#[source] std::io::Error),
+    #[error("querying pg_stat_activity")]
+    Query(#[source] EngineError),
+}
+
+impl Deployment {
+    /// Connections per `application_name` (every client), read inside the
+    /// PostgreSQL container: the database is never published.
+    pub async fn connections(
+        &self,
+        observed: &Observed,
+    ) -> std::result::Result<Vec<(String, u32)>, ConnectionsError> {
+        observed
+            .get(&self.names.postgres())
+            .filter(|c| c.running)
+            .ok_or(ConnectionsError::NotRunning)?;
+        let password = std::fs::read_to_string(secrets::dir_for(&self.file).join("db_password"))
+            .map_err(ConnectionsError::Password)?;
+        let sql = "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
+                   WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1";
+        let rows =
+            crate::target::docker::engine::Psql::new(&self.engine, &self.loaded.spec, &password)
+                .query(sql)
+                .await
+                .map_err(ConnectionsError::Query)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.trim().parse().ok()?)))
+            .collect())
+    }
+}
+
+/// `generated/` (or another output directory) as rendered from a spec, not yet written.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub out: PathBuf,
+    pub files: Vec<Rendered>,
+    secrets_dir: PathBuf,
+}
+
+impl Generated {
+    /// Renders the files for the cluster file `file` into `out` (default:
+    /// `generated/` next to it), referring to its secrets directory.
+    pub fn render(
+        file: &Path,
+        templates: &Templates,
+        spec: &ClusterSpec,
+        out: Option<&Path>,
+    ) -> Result<Generated> {
+        let out = out.map_or_else(|| base_dir(file).join("generated"), Path::to_path_buf);
+        let secrets_dir = secrets::dir_for(file);
+        let files = templates.render_all(spec, &render::relative_path(&out, &secrets_dir))?;
+        Ok(Generated {
+            out,
+            files,
+            secrets_dir,
+        })
+    }
+
+    /// The files on disk that differ from these (empty when up to date).
+    pub fn drift(&self) -> Vec<Drift> {
+        render::check(&self.out, &self.files)
+    }
+
+    /// Creates the secrets the compose file refers to, then writes the files
+    /// that changed; returns their names.
+    pub fn write(&self) -> Result<Vec<&'static str>> {
+        secrets::ensure(&self.secrets_dir)?;
+        let changed = self.drift().iter().map(|d| d.name).collect();
+        render::write_all(&self.out, &self.files)?;
+        Ok(changed)
+    }
+}
+
+/// The directory cluster.toml lives in.
+pub fn base_dir(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::new(),
+    }
+}

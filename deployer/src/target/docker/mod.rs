@@ -1,0 +1,325 @@
+//! The single-engine target: one Docker engine, one container per unit, the
+//! balancer reloaded in place. Observes by label ([`observe`]), schedules plans
+//! as steps ([`schedule`]), realises units as containers ([`realise`]) and
+//! carries out each step through bollard (this module).
+
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+
+use crate::config::ClusterSpec;
+use crate::events::{Event, Events};
+use crate::model::{Model, Unit};
+use crate::names;
+use crate::observed::Observed;
+use crate::plan::Plan;
+use crate::render::{RenderError, Templates};
+use crate::secrets::Secrets;
+use crate::steps::Step;
+use crate::target::docker::engine::{Engine, EngineError, Psql};
+use crate::target::Target;
+
+pub mod engine;
+pub mod observe;
+pub mod realise;
+pub mod schedule;
+
+pub use schedule::{schedule, Policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(
+        "the connection budget does not fit the running database: it allows {limit} connections \
+         ({max_connections} max_connections − {reserved} reserved); other clients hold {others}, \
+         and the cluster's peak is {peak}: {} > {limit}. Lower pool_size or close the other connections",
+        peak + others
+    )]
+    LiveBudget {
+        limit: u32,
+        max_connections: u32,
+        reserved: u32,
+        others: u32,
+        peak: u32,
+    },
+    #[error("cannot read the running database's connections (pg_stat_activity)")]
+    LiveBudgetRead(#[source] EngineError),
+    #[error("unexpected answer from pg_stat_activity: {answer:?}")]
+    LiveBudgetAnswer { answer: Vec<Vec<String>> },
+    #[error(
+        "the new nginx config was rejected by `nginx -t`; the running config was kept:\n{output}"
+    )]
+    BadConfig { output: String },
+    #[error("rendering the nginx config")]
+    Render(#[from] RenderError),
+    #[error("packing files for {container}")]
+    Archive {
+        container: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a step names {name}, which the cluster's model does not have")]
+    UnknownUnit { name: String },
+    #[error("this step needs the cluster's secrets, which were not loaded")]
+    NoSecrets,
+    #[error("a guarded step inside a guarded step: the applier unfolds guarded steps")]
+    NestedGuard,
+}
+
+pub type Result<T> = std::result::Result<T, DockerError>;
+
+/// One Docker engine holding one cluster.
+pub struct DockerTarget {
+    pub engine: Engine,
+    spec: ClusterSpec,
+    model: Model,
+    policy: Policy,
+    templates: Templates,
+    secrets: Option<Secrets>,
+}
+
+impl DockerTarget {
+    pub fn new(
+        engine: Engine,
+        spec: ClusterSpec,
+        model: Model,
+        templates: Templates,
+        secrets: Option<Secrets>,
+    ) -> DockerTarget {
+        DockerTarget {
+            policy: Policy::of(&spec),
+            engine,
+            spec,
+            model,
+            templates,
+            secrets,
+        }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn health_timeout(&self) -> Duration {
+        self.spec.rollout().health_timeout()
+    }
+
+    fn secrets(&self) -> Result<&Secrets> {
+        self.secrets.as_ref().ok_or(DockerError::NoSecrets)
+    }
+
+    /// The unit a step's container name stands for (the migration unit too).
+    fn unit(&self, name: &str) -> Result<&Unit> {
+        self.model
+            .get(name)
+            .or((self.model.migrate.name == name).then_some(&self.model.migrate))
+            .ok_or_else(|| DockerError::UnknownUnit { name: name.into() })
+    }
+
+    /// Creates the unit's container under its name, places its files, starts it.
+    async fn create(&self, name: &str) -> Result<()> {
+        let unit = self.unit(name)?;
+        let archive = |source| DockerError::Archive {
+            container: name.into(),
+            source,
+        };
+        self.engine
+            .create(name, realise::container(&self.model, unit))
+            .await?;
+        if let Some(tar) = realise::secret_files(unit, self.secrets()?).map_err(archive)? {
+            self.engine.upload(name, tar).await?;
+        }
+        if unit.role() == names::Role::Balancer {
+            let tar = realise::nginx_conf(&self.model.nginx_conf).map_err(archive)?;
+            self.engine.upload(name, tar).await?;
+        }
+        self.engine.start(name).await?;
+        Ok(())
+    }
+
+    fn conf_for(&self, upstream: &[String]) -> Result<String> {
+        if upstream == self.model.upstream() {
+            return Ok(self.model.nginx_conf.clone());
+        }
+        Ok(self.templates.nginx(&self.spec, upstream)?)
+    }
+
+    /// Puts the config for `upstream` in the balancer, checks it with `nginx -t`
+    /// and reloads nginx (workers finish their requests; no restart). A rejected
+    /// config is rolled back. Nothing to do while no balancer runs: it is
+    /// created with the final config.
+    async fn reload(&self, upstream: &[String]) -> Result<()> {
+        let lb = self.model.names.balancer();
+        match self.engine.inspect(&lb).await? {
+            Some(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {}
+            _ => return Ok(()),
+        }
+        let conf = self.conf_for(upstream)?;
+        let archive = |source| DockerError::Archive {
+            container: lb.clone(),
+            source,
+        };
+        let previous = self.engine.read_file(&lb, "/etc/nginx/nginx.conf").await?;
+        self.engine
+            .upload(&lb, realise::nginx_conf(&conf).map_err(archive)?)
+            .await?;
+        let user = format!("{}:{}", names::NGINX_USER.0, names::NGINX_USER.1);
+        let (code, output) = self
+            .engine
+            .exec(&lb, &["nginx", "-t", "-q"], Some(&user), &[])
+            .await?;
+        if code != 0 {
+            if let Some(prev) = previous {
+                self.engine
+                    .upload(
+                        &lb,
+                        realise::nginx_conf(&String::from_utf8_lossy(&prev)).map_err(archive)?,
+                    )
+                    .await?;
+            }
+            return Err(DockerError::BadConfig { output });
+        }
+        self.engine
+            .exec_ok(&lb, &["nginx", "-s", "reload"], Some(&user))
+            .await?;
+        Ok(())
+    }
+
+    /// Reads the live max_connections and the connections held by clients other
+    /// than this cluster's nodes, and refuses a peak that would not fit.
+    async fn check_budget(&self, events: &dyn Events) -> Result<()> {
+        let c = self.model.names.cluster();
+        let sql = format!(
+            "SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'), \
+             count(*) FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
+             AND application_name NOT LIKE '{c}-app-%' AND application_name <> '{c}-migrate') \
+             FROM pg_stat_activity"
+        );
+        let rows = Psql::new(&self.engine, &self.spec, &self.secrets()?.db_password)
+            .query(&sql)
+            .await
+            .map_err(DockerError::LiveBudgetRead)?;
+        let nums: Vec<u32> = rows
+            .first()
+            .map(|r| r.iter().filter_map(|s| s.parse().ok()).collect())
+            .unwrap_or_default();
+        let [max_connections, reserved, others] = nums[..] else {
+            return Err(DockerError::LiveBudgetAnswer { answer: rows });
+        };
+        let peak = self.spec.budget().peak;
+        let limit = max_connections.saturating_sub(reserved);
+        if peak + others > limit {
+            return Err(DockerError::LiveBudget {
+                limit,
+                max_connections,
+                reserved,
+                others,
+                peak,
+            });
+        }
+        events.event(Event::Note(&format!(
+            "budget: peak {peak} + {others} other connection(s) ≤ {limit} on the running database"
+        )));
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let name = self.model.migrate.name.clone();
+        self.engine.remove(&name).await?;
+        self.create(&name).await?;
+        let result = self.engine.wait_exit(&name).await;
+        self.engine.remove(&name).await?;
+        Ok(result?)
+    }
+
+    async fn each<'a, F, Fut>(&self, names: &'a [String], f: F) -> Result<()>
+    where
+        F: Fn(&'a str) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        try_join_all(names.iter().map(|n| f(n))).await?;
+        Ok(())
+    }
+}
+
+impl Target for DockerTarget {
+    type Error = DockerError;
+
+    async fn observe(&self) -> Result<Observed> {
+        Ok(observe::observe(&self.engine, &self.model.names).await?)
+    }
+
+    fn schedule(&self, plan: &Plan) -> Vec<Step> {
+        schedule(plan, &self.model, self.policy)
+    }
+
+    async fn execute(&self, step: &Step, events: &dyn Events) -> Result<()> {
+        match step {
+            Step::Guarded { steps, .. } => {
+                for s in steps {
+                    self.effect(s, events).await?;
+                }
+                Ok(())
+            }
+            s => self.effect(s, events).await,
+        }
+    }
+}
+
+impl DockerTarget {
+    /// The effect of one step on the engine.
+    async fn effect(&self, step: &Step, events: &dyn Events) -> Result<()> {
+        let e = &self.engine;
+        match step {
+            Step::CreateNetwork { name } => {
+                e.create_network(name, realise::cluster_labels(&self.model))
+                    .await?
+            }
+            Step::CreateVolume { name } => {
+                e.create_volume(name, realise::cluster_labels(&self.model))
+                    .await?
+            }
+            Step::Create { names } => self.each(names, |n| self.create(n)).await?,
+            Step::Start { names } => {
+                self.each(names, |n| async move { Ok(e.start(n).await?) })
+                    .await?
+            }
+            Step::WaitHealthy { names } => {
+                let timeout = self.health_timeout();
+                self.each(
+                    names,
+                    |n| async move { Ok(e.wait_healthy(n, timeout).await?) },
+                )
+                .await?
+            }
+            Step::CheckBudget => self.check_budget(events).await?,
+            Step::Migrate => self.migrate().await?,
+            Step::Rename { from, to } => e.rename(from, to).await?,
+            Step::Reload { upstream, .. } => self.reload(upstream).await?,
+            Step::Drain { duration } => tokio::time::sleep(*duration).await,
+            Step::Stop { names, grace } => {
+                let grace = *grace;
+                self.each(names, |n| async move { Ok(e.stop(n, grace).await?) })
+                    .await?
+            }
+            Step::Remove { names } => {
+                self.each(names, |n| async move { Ok(e.remove(n).await?) })
+                    .await?
+            }
+            // Only what carries the cluster's label is removed, looked up again now.
+            Step::RemoveNetwork { name } => {
+                if let Some(n) = e.network(name, self.model.names.cluster()).await?.owned() {
+                    e.remove_network(n).await?
+                }
+            }
+            Step::RemoveVolume { name } => {
+                if let Some(v) = e.volume(name, self.model.names.cluster()).await?.owned() {
+                    e.remove_volume(v).await?
+                }
+            }
+            Step::Guarded { .. } => return Err(DockerError::NestedGuard),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! A model unit as a Docker container: the bollard create body, the labels that
+//! make it the cluster's, and the tar of files placed before it starts. Every
+//! value comes from the [`Unit`]; nothing about a node is decided here.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+
+use crate::model::{Health, Model, Unit};
+use crate::names::{LABEL_CLUSTER, LABEL_FINGERPRINT, LABEL_NODE, LABEL_ROLE, LABEL_SPEC_HASH};
+use crate::secrets::Secrets;
+use crate::target::docker::engine::archive;
+
+/// Labels of the cluster's network and volume.
+pub fn cluster_labels(model: &Model) -> HashMap<String, String> {
+    HashMap::from([(LABEL_CLUSTER.to_string(), model.names.cluster().to_string())])
+}
+
+/// The labels a unit's container carries: the cluster, its role and node, the
+/// spec hash and the fingerprint it was made from.
+pub fn labels(model: &Model, unit: &Unit) -> HashMap<String, String> {
+    let mut l = cluster_labels(model);
+    l.insert(LABEL_ROLE.to_string(), unit.role().as_str().to_string());
+    l.insert(LABEL_SPEC_HASH.to_string(), unit.hash());
+    l.insert(
+        LABEL_FINGERPRINT.to_string(),
+        serde_json::to_string(&unit.fingerprint).unwrap_or_default(),
+    );
+    if let Some(i) = unit.slot.node() {
+        l.insert(LABEL_NODE.to_string(), i.to_string());
+    }
+    l
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    d.as_nanos().min(i64::MAX as u128) as i64
+}
+
+pub fn health(h: &Health) -> HealthConfig {
+    HealthConfig {
+        test: Some(h.test.clone()),
+        interval: Some(nanos(h.interval)),
+        timeout: Some(nanos(h.timeout)),
+        retries: Some(h.retries as i64),
+        start_period: Some(nanos(h.start_period)),
+        ..Default::default()
+    }
+}
+
+/// The container to create for `unit`.
+pub fn container(model: &Model, unit: &Unit) -> ContainerCreateBody {
+    let port = unit.publish.map(|p| format!("{}/tcp", p.container_port));
+    ContainerCreateBody {
+        image: Some(unit.image.clone()),
+        user: Some(format!("{}:{}", unit.user.0, unit.user.1)),
+        cmd: (!unit.command.is_empty()).then(|| unit.command.clone()),
+        env: (!unit.env.is_empty())
+            .then(|| unit.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        exposed_ports: port.clone().map(|p| vec![p]),
+        healthcheck: unit.health.as_ref().map(health),
+        stop_signal: Some(unit.stop_signal.to_string()),
+        stop_timeout: Some(unit.stop_grace.as_secs() as i64),
+        labels: Some(labels(model, unit)),
+        host_config: Some(HostConfig {
+            binds: unit
+                .volume
+                .as_ref()
+                .map(|(volume, path)| vec![format!("{volume}:{path}")]),
+            port_bindings: unit.publish.map(|p| {
+                HashMap::from([(
+                    format!("{}/tcp", p.container_port),
+                    Some(vec![PortBinding {
+                        host_ip: Some(p.host_ip.to_string()),
+                        host_port: Some(p.host_port.to_string()),
+                    }]),
+                )])
+            }),
+            restart_policy: unit.restart.then_some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        }),
+        // On the cluster's network, where the container's name resolves (Docker's
+        // embedded DNS; a rename updates it). No aliases: a replacement node must
+        // never share a name with the node it replaces.
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                model.network.clone(),
+                EndpointSettings::default(),
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The unit's secret files, owned by its user, mode 0400; None when it has none.
+pub fn secret_files(unit: &Unit, secrets: &Secrets) -> std::io::Result<Option<Vec<u8>>> {
+    if unit.secrets.is_empty() {
+        return Ok(None);
+    }
+    let paths: Vec<&str> = unit.secrets.iter().map(|s| s.path()).collect();
+    let files: Vec<archive::File> = unit
+        .secrets
+        .iter()
+        .zip(&paths)
+        .map(|(s, path)| archive::File {
+            path,
+            contents: secrets.value(s.secret).as_bytes(),
+            mode: 0o400,
+            uid: unit.user.0 as u64,
+            gid: unit.user.1 as u64,
+        })
+        .collect();
+    archive::tar(&files).map(Some)
+}
+
+/// The balancer's config file as a tar for `/etc/nginx/nginx.conf`.
+pub fn nginx_conf(conf: &str) -> std::io::Result<Vec<u8>> {
+    archive::tar(&[archive::File {
+        path: "/etc/nginx/nginx.conf",
+        contents: conf.as_bytes(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    }])
+}

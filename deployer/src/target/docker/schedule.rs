@@ -1,0 +1,620 @@
+//! The Docker target's schedule: a [`Plan`] becomes ordered [`Step`]s. Pure;
+//! every rollout decision is made here, where the table tests below see it:
+//! dependency order, health gates, surge batches, the `-old` rename, stop-first
+//! nodes that publish host ports, drains, and what is undone when a new node
+//! fails its health gate.
+
+use std::time::Duration;
+
+use crate::config::ClusterSpec;
+use crate::model::Model;
+use crate::names::{Role, Slot};
+use crate::plan::{Change, Plan};
+use crate::steps::Step;
+
+/// The rollout settings the schedule follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Nodes replaced at a time.
+    pub max_surge: u32,
+    pub drain: Duration,
+    /// SIGTERM → SIGKILL for nodes.
+    pub node_grace: Duration,
+    /// SIGTERM → SIGKILL for the other services.
+    pub service_grace: Duration,
+    /// Nodes publish a host port, so a replacement cannot run beside the node:
+    /// it leaves the upstream, drains and stops first.
+    pub stop_first: bool,
+}
+
+impl Policy {
+    pub fn of(spec: &ClusterSpec) -> Policy {
+        Policy {
+            max_surge: spec.rollout().max_surge().max(1),
+            drain: spec.rollout().drain(),
+            node_grace: spec.rollout().stop_grace(),
+            service_grace: Duration::from_secs(10),
+            stop_first: spec.app().host_port_base().is_some(),
+        }
+    }
+}
+
+/// Builds the step list while tracking what the balancer sends to.
+struct Schedule<'a> {
+    model: &'a Model,
+    policy: Policy,
+    steps: Vec<Step>,
+    /// The balancer runs now and can be reloaded.
+    lb_live: bool,
+    /// The upstream of the last reload emitted.
+    last_upstream: Option<Vec<String>>,
+}
+
+impl Schedule<'_> {
+    fn push(&mut self, s: Step) {
+        self.steps.push(s);
+    }
+
+    fn reload(&mut self, upstream: Vec<String>, why: impl Into<String>) {
+        if !self.lb_live {
+            return;
+        }
+        self.last_upstream = Some(upstream.clone());
+        self.steps.push(Step::Reload {
+            upstream,
+            why: why.into(),
+        });
+    }
+
+    fn drain(&mut self) {
+        if self.lb_live && !self.policy.drain.is_zero() {
+            self.push(Step::Drain {
+                duration: self.policy.drain,
+            });
+        }
+    }
+
+    fn stop_remove(&mut self, names: Vec<String>, grace: Duration) {
+        if names.is_empty() {
+            return;
+        }
+        self.push(Step::Stop {
+            names: names.clone(),
+            grace,
+        });
+        self.push(Step::Remove { names });
+    }
+
+    /// Create (or start) units concurrently, then wait for all of them.
+    fn bring_up(&mut self, create: Vec<String>, start: Vec<String>) {
+        let mut wait = create.clone();
+        wait.extend(start.iter().cloned());
+        if !create.is_empty() {
+            self.push(Step::Create { names: create });
+        }
+        if !start.is_empty() {
+            self.push(Step::Start { names: start });
+        }
+        if !wait.is_empty() {
+            self.push(Step::WaitHealthy { names: wait });
+        }
+    }
+}
+
+fn names_where(plan: &Plan, f: impl Fn(&Change) -> Option<&String>) -> Vec<String> {
+    plan.changes.iter().filter_map(f).cloned().collect()
+}
+
+/// The steps that carry out `plan` on one Docker engine.
+pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
+    let is = |role: Role| move |r: &Role| *r == role;
+    let service = |r: &Role| matches!(r, Role::Postgres | Role::Redis);
+    let balancer = model.unit(Slot::Balancer).map(|u| u.name.clone());
+    let lb_touched = plan.changes.iter().any(|c| match c {
+        Change::Create { role, .. } | Change::Start { role, .. } | Change::Remove { role, .. } => {
+            *role == Role::Balancer
+        }
+        _ => false,
+    });
+    let mut s = Schedule {
+        model,
+        policy,
+        steps: Vec::new(),
+        lb_live: balancer.is_some() && !lb_touched,
+        last_upstream: None,
+    };
+
+    // 0. Destroy: the balancer goes first, so no request reaches a stopping node.
+    let lb_removed = names_where(plan, |c| match c {
+        Change::Remove { name, role, .. } if is(Role::Balancer)(role) => Some(name),
+        _ => None,
+    });
+    s.stop_remove(lb_removed, policy.service_grace);
+
+    // 1. Network and volume.
+    for c in &plan.changes {
+        match c {
+            Change::CreateNetwork { name } => s.push(Step::CreateNetwork { name: name.clone() }),
+            Change::CreateVolume { name } => s.push(Step::CreateVolume { name: name.clone() }),
+            _ => {}
+        }
+    }
+
+    // 2. PostgreSQL and Redis, concurrently, health-gated.
+    let replaced = names_where(plan, |c| match c {
+        Change::Replace { name, role, .. } if service(role) => Some(name),
+        _ => None,
+    });
+    s.stop_remove(replaced.clone(), policy.service_grace);
+    let mut created = names_where(plan, |c| match c {
+        Change::Create { name, role } if service(role) => Some(name),
+        _ => None,
+    });
+    created.extend(replaced);
+    let started = names_where(plan, |c| match c {
+        Change::Start { name, role, .. } if service(role) => Some(name),
+        _ => None,
+    });
+    let postgres = model.names.postgres();
+    let postgres_waited = created.contains(&postgres) || started.contains(&postgres);
+    s.bring_up(created, started);
+
+    // 3. Before nodes change: the database answers, the budget fits the live server.
+    if plan.touches_nodes() {
+        if !postgres_waited {
+            s.push(Step::WaitHealthy {
+                names: vec![postgres],
+            });
+        }
+        s.push(Step::CheckBudget);
+    }
+
+    // 4. A migration left over by an interrupted run goes first, then migrations once.
+    let leftover = names_where(plan, |c| match c {
+        Change::Remove { name, role, .. } if is(Role::Migrate)(role) => Some(name),
+        _ => None,
+    });
+    if !leftover.is_empty() {
+        s.push(Step::Remove { names: leftover });
+    }
+    if plan.changes.contains(&Change::Migrate) {
+        s.push(Step::Migrate);
+    }
+
+    // 5. New and stopped nodes, concurrently, each health-gated before the
+    // balancer sends it traffic.
+    let node_creates = names_where(plan, |c| match c {
+        Change::Create { name, role } if is(Role::App)(role) => Some(name),
+        _ => None,
+    });
+    let node_starts = names_where(plan, |c| match c {
+        Change::Start { name, role, .. } if is(Role::App)(role) => Some(name),
+        _ => None,
+    });
+    let new_nodes = !node_creates.is_empty() || !node_starts.is_empty();
+    let fresh: Vec<String> = node_creates.iter().chain(&node_starts).cloned().collect();
+    s.bring_up(node_creates, node_starts);
+
+    // Nodes on their way out: surplus nodes serve until they leave the upstream;
+    // `-old` leftovers of an interrupted rollout are already out of it.
+    let surplus: Vec<(String, Option<Slot>)> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Remove {
+                name,
+                role: Role::App,
+                slot,
+                ..
+            } => Some((name.clone(), *slot)),
+            _ => None,
+        })
+        .collect();
+    let serving_surplus: Vec<String> = surplus
+        .iter()
+        .filter(|(_, slot)| matches!(slot, Some(Slot::Node(_))))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let canonical = model.upstream();
+    let mut upstream = canonical.clone();
+    upstream.extend(serving_surplus.iter().cloned());
+    let leftovers = surplus
+        .iter()
+        .any(|(_, slot)| !matches!(slot, Some(Slot::Node(_))));
+    if (new_nodes || leftovers) && s.lb_live {
+        // nginx resolves node names when it loads its config: every node it is
+        // about to resolve must be up (one left starting by an interrupted apply too).
+        let others: Vec<String> = canonical
+            .iter()
+            .filter(|n| !fresh.contains(n))
+            .cloned()
+            .collect();
+        if !others.is_empty() {
+            s.push(Step::WaitHealthy { names: others });
+        }
+        let why = if new_nodes {
+            "new nodes in the upstream"
+        } else {
+            "nodes re-resolved"
+        };
+        s.reload(upstream.clone(), why);
+    }
+
+    // 6. Rolling replacement, max_surge nodes at a time.
+    let rolls: Vec<(String, Slot)> = plan
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Roll { name, node, .. } => Some((name.clone(), Slot::OldNode(*node))),
+            _ => None,
+        })
+        .collect();
+    for batch in rolls.chunks(policy.max_surge.max(1) as usize) {
+        let names: Vec<String> = batch.iter().map(|(n, _)| n.clone()).collect();
+        if policy.stop_first {
+            // A node publishing a host port cannot have its replacement beside it:
+            // out of the upstream, drain, stop, then the new one takes its name and port.
+            let remaining: Vec<String> = upstream
+                .iter()
+                .filter(|u| !names.contains(u))
+                .cloned()
+                .collect();
+            if !remaining.is_empty() {
+                s.reload(remaining, "nodes out for replacement");
+                s.drain();
+            }
+            s.stop_remove(names.clone(), policy.node_grace);
+            s.bring_up(names, Vec::new());
+            s.reload(upstream.clone(), "replaced nodes back in the upstream");
+            continue;
+        }
+        // The old container steps aside under `-old` (nginx keeps its address), the
+        // new one takes the node's name and must pass its health gate; one reload
+        // moves traffic (the config text does not change); the old one drains, stops.
+        let olds: Vec<String> = batch
+            .iter()
+            .map(|(_, old)| s.model.names.of_slot(*old))
+            .collect();
+        for (name, old) in names.iter().zip(&olds) {
+            s.push(Step::Rename {
+                from: name.clone(),
+                to: old.clone(),
+            });
+        }
+        let mut undo = vec![Step::Remove {
+            names: names.clone(),
+        }];
+        for (name, old) in names.iter().zip(&olds) {
+            undo.push(Step::Rename {
+                from: old.clone(),
+                to: name.clone(),
+            });
+        }
+        s.push(Step::Guarded {
+            steps: vec![
+                Step::Create {
+                    names: names.clone(),
+                },
+                Step::WaitHealthy {
+                    names: names.clone(),
+                },
+            ],
+            undo,
+            why: format!(
+                "the new {} must pass its health gate; the old one keeps serving",
+                names.join(", ")
+            ),
+        });
+        s.reload(upstream.clone(), "traffic to the new nodes");
+        s.drain();
+        s.stop_remove(olds, policy.node_grace);
+    }
+
+    // 7. Scale down (and leftovers): out of the upstream, drain, stop.
+    if !surplus.is_empty() {
+        upstream.retain(|u| !serving_surplus.contains(u));
+        if !serving_surplus.is_empty() {
+            s.reload(
+                upstream.clone(),
+                format!("upstream - {}", serving_surplus.join(", ")),
+            );
+            s.drain();
+        }
+        let all: Vec<String> = surplus.iter().map(|(n, _)| n.clone()).collect();
+        s.stop_remove(all, policy.node_grace);
+    }
+
+    // 8. Other services the spec no longer calls for (Redis turned off; destroy).
+    for role in [Role::Redis, Role::Postgres] {
+        let gone = names_where(plan, |c| match c {
+            Change::Remove { name, role: r, .. } if *r == role => Some(name),
+            _ => None,
+        });
+        s.stop_remove(gone, policy.service_grace);
+    }
+
+    // 9. The balancer: created or replaced with the final config, or started.
+    for c in &plan.changes {
+        match c {
+            Change::Create {
+                name,
+                role: Role::Balancer,
+            } => s.bring_up(vec![name.clone()], Vec::new()),
+            Change::Replace {
+                name,
+                role: Role::Balancer,
+                ..
+            } => {
+                s.stop_remove(vec![name.clone()], policy.service_grace);
+                s.bring_up(vec![name.clone()], Vec::new());
+            }
+            Change::Start {
+                name,
+                role: Role::Balancer,
+                ..
+            } => {
+                s.bring_up(Vec::new(), vec![name.clone()]);
+                s.lb_live = true;
+            }
+            _ => {}
+        }
+    }
+    // ...and when it kept running, its config ends as the model's.
+    let replaced_lb = plan.changes.iter().any(|c| {
+        matches!(
+            c,
+            Change::Replace {
+                role: Role::Balancer,
+                ..
+            }
+        )
+    });
+    if s.lb_live && !replaced_lb {
+        let drift = plan.changes.iter().find_map(|c| match c {
+            Change::Reload { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        let differs = s.last_upstream.as_ref().is_some_and(|u| *u != canonical);
+        let never_reloaded = s.last_upstream.is_none() && drift.is_some();
+        if differs || never_reloaded {
+            s.reload(canonical, drift.unwrap_or_else(|| "config changed".into()));
+        }
+    }
+
+    // 10. Destroy: the network and the volume last.
+    for c in &plan.changes {
+        match c {
+            Change::RemoveNetwork { name } => s.push(Step::RemoveNetwork { name: name.clone() }),
+            Change::RemoveVolume { name } => s.push(Step::RemoveVolume { name: name.clone() }),
+            _ => {}
+        }
+    }
+    s.steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{converged, spec, want};
+    use crate::observed::Observed;
+    use crate::plan::{plan, Goal};
+    use crate::steps::lines;
+
+    /// The steps from `before` (converged) to `after`, after `edit` of what is observed.
+    fn steps(before: &str, after: &str, edit: fn(&mut Observed), goal: Goal) -> Vec<String> {
+        let mut observed = converged(&want(before));
+        edit(&mut observed);
+        let model = want(after);
+        let p = plan(&model, &observed, goal).unwrap();
+        lines(&schedule(&p, &model, Policy::of(&spec(after))))
+    }
+
+    fn converge(before: &str, after: &str) -> Vec<String> {
+        steps(before, after, |_| {}, Goal::Converge)
+    }
+
+    /// The lines of one rolling batch with the -old rename and its health gate.
+    fn batch(nodes: &[u32], upstream: &str) -> Vec<String> {
+        let names: Vec<String> = nodes.iter().map(|i| format!("t-app-{i}")).collect();
+        let olds: Vec<String> = names.iter().map(|n| format!("{n}-old")).collect();
+        let (n, o) = (names.join(", "), olds.join(", "));
+        let mut out: Vec<String> = names
+            .iter()
+            .zip(&olds)
+            .map(|(n, o)| format!("rename {n} → {o}"))
+            .collect();
+        out.extend([
+            format!("guarded (the new {n} must pass its health gate; the old one keeps serving):"),
+            format!("  create {n}"),
+            format!("  wait healthy {n}"),
+            "on failure:".into(),
+            format!("  remove {n}"),
+        ]);
+        out.extend(
+            names
+                .iter()
+                .zip(&olds)
+                .map(|(n, o)| format!("  rename {o} → {n}")),
+        );
+        out.extend([
+            format!("reload nginx → [{upstream}] (traffic to the new nodes)"),
+            "drain 2s".into(),
+            format!("stop {o} (grace 20s)"),
+            format!("remove {o}"),
+        ]);
+        out
+    }
+
+    const THREE: &str = "t-app-1, t-app-2, t-app-3";
+
+    #[test]
+    fn from_nothing_in_dependency_order_each_health_gated() {
+        let got = steps("", "", |o| *o = Observed::default(), Goal::Converge);
+        assert_eq!(
+            got,
+            [
+                "create network t-net",
+                "create volume t-pgdata",
+                "create t-postgres",
+                "wait healthy t-postgres",
+                "check the budget against the running database",
+                "migrate",
+                &format!("create {THREE}"),
+                &format!("wait healthy {THREE}"),
+                "create t-lb",
+                "wait healthy t-lb",
+            ]
+        );
+    }
+
+    #[test]
+    fn scale_up_gates_new_nodes_before_one_reload() {
+        assert_eq!(
+            converge("", "[app]\nnodes = 5\n"),
+            [
+                "wait healthy t-postgres",
+                "check the budget against the running database",
+                "migrate",
+                "create t-app-4, t-app-5",
+                "wait healthy t-app-4, t-app-5",
+                &format!("wait healthy {THREE}"),
+                "reload nginx → [t-app-1, t-app-2, t-app-3, t-app-4, t-app-5] (new nodes in the upstream)",
+            ]
+        );
+    }
+
+    #[test]
+    fn scale_down_leaves_the_upstream_then_drains_then_stops() {
+        assert_eq!(
+            converge("[app]\nnodes = 5\n", ""),
+            [
+                &format!("reload nginx → [{THREE}] (upstream - t-app-4, t-app-5)"),
+                "drain 2s",
+                "stop t-app-4, t-app-5 (grace 20s)",
+                "remove t-app-4, t-app-5",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rollout_replaces_max_surge_nodes_at_a_time() {
+        let head = [
+            "wait healthy t-postgres",
+            "check the budget against the running database",
+            "migrate",
+        ];
+        for (surge, batches) in [
+            (1, vec![vec![1], vec![2], vec![3]]),
+            (2, vec![vec![1, 2], vec![3]]),
+            (3, vec![vec![1, 2, 3]]),
+        ] {
+            let after = format!("[app.env]\nFEATURE = \"on\"\n[rollout]\nmax_surge = {surge}\n");
+            let mut want: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+            for b in &batches {
+                want.extend(batch(b, THREE));
+            }
+            assert_eq!(
+                converge(&format!("[rollout]\nmax_surge = {surge}\n"), &after),
+                want,
+                "max_surge = {surge}"
+            );
+        }
+    }
+
+    #[test]
+    fn nodes_publishing_host_ports_are_replaced_stop_first() {
+        let before = "[app]\nhost_port_base = 5001\n";
+        let after = "[app]\nhost_port_base = 5001\n[app.env]\nFEATURE = \"on\"\n";
+        let got = converge(before, after);
+        let mut want: Vec<String> = [
+            "wait healthy t-postgres",
+            "check the budget against the running database",
+            "migrate",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (i, rest) in [
+            (1, "t-app-2, t-app-3"),
+            (2, "t-app-1, t-app-3"),
+            (3, "t-app-1, t-app-2"),
+        ] {
+            want.extend([
+                format!("reload nginx → [{rest}] (nodes out for replacement)"),
+                "drain 2s".into(),
+                format!("stop t-app-{i} (grace 20s)"),
+                format!("remove t-app-{i}"),
+                format!("create t-app-{i}"),
+                format!("wait healthy t-app-{i}"),
+                format!("reload nginx → [{THREE}] (replaced nodes back in the upstream)"),
+            ]);
+        }
+        assert_eq!(got, want);
+        assert!(
+            !got.iter().any(|l| l.starts_with("rename")),
+            "no -old rename: the port is taken"
+        );
+    }
+
+    #[test]
+    fn leftovers_of_an_interrupted_rollout_are_re_resolved_and_removed() {
+        let got = steps(
+            "",
+            "",
+            |o| crate::fixtures::leave_old_node(o, 1),
+            Goal::Converge,
+        );
+        assert_eq!(
+            got,
+            [
+                &format!("wait healthy {THREE}"),
+                &format!("reload nginx → [{THREE}] (nodes re-resolved)"),
+                "stop t-app-1-old (grace 20s)",
+                "remove t-app-1-old",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_balancer_config_edited_by_hand_is_reloaded_once() {
+        let got = steps(
+            "",
+            "",
+            |o| o.nginx_conf = Some("edited".into()),
+            Goal::Converge,
+        );
+        assert_eq!(
+            got,
+            [format!("reload nginx → [{THREE}] (config +1 -1 lines)")]
+        );
+    }
+
+    #[test]
+    fn destroy_takes_the_balancer_first_and_the_data_last() {
+        let got = steps(
+            "[redis]\nenabled = true\n",
+            "[redis]\nenabled = true\n",
+            |_| {},
+            Goal::Destroy { volumes: true },
+        );
+        assert_eq!(
+            got,
+            [
+                "stop t-lb (grace 10s)",
+                "remove t-lb",
+                &format!("stop {THREE} (grace 20s)"),
+                &format!("remove {THREE}"),
+                "stop t-redis (grace 10s)",
+                "remove t-redis",
+                "stop t-postgres (grace 10s)",
+                "remove t-postgres",
+                "remove network t-net",
+                "remove volume t-pgdata",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_converged_cluster_has_no_steps() {
+        assert!(converge("", "").is_empty());
+    }
+}
