@@ -260,6 +260,23 @@ impl Deployment {
     }
 }
 
+/// How `verify` looks inside the cluster on this deployment's target.
+pub type TargetProbes = crate::target::docker::probes::DockerProbes;
+
+impl Deployment {
+    /// The target's probes, with the cluster's database password (from the
+    /// secrets an apply created next to the file).
+    pub fn probes(&self) -> std::result::Result<TargetProbes, ConnectionsError> {
+        let password = std::fs::read_to_string(secrets::dir_for(&self.file).join("db_password"))
+            .map_err(ConnectionsError::Password)?;
+        Ok(TargetProbes::new(
+            self.engine.clone(),
+            &self.loaded.spec,
+            &password,
+        ))
+    }
+}
+
 /// Why the connections in use could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionsError {

@@ -91,3 +91,54 @@ fn the_library_never_imports_the_command_layer() {
         }
     }
 }
+
+/// The shared pipeline knows no engine: only the target's own module, the front
+/// door that picks a target (`deploy`), the command layer and `build` (which
+/// builds an image on the engine) name the Docker target.
+#[test]
+fn only_the_target_and_its_chooser_know_the_docker_engine() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    assert!(files.len() > 30);
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let allowed = [
+            "target/",
+            "deploy.rs",
+            "commands/",
+            "build.rs",
+            "main.rs",
+            "lib.rs",
+        ];
+        if allowed.iter().any(|a| rel.starts_with(a)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
+        if code.contains("target::docker") || code.contains("bollard") {
+            offenders.push(rel);
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "these name the Docker target: {offenders:?}"
+    );
+}

@@ -5,7 +5,9 @@
 //!
 //! To add a target: a sibling module of [`docker`] implementing [`Target`].
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::time::Duration;
 
 use crate::events::Events;
 use crate::observed::Observed;
@@ -28,5 +30,43 @@ pub trait Target: Sync {
         &self,
         step: &Step,
         events: &dyn Events,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// What `deployer verify` asks of a running cluster beyond HTTP through the
+/// balancer: the target's way to look inside it. The checks themselves are
+/// target-neutral.
+pub trait Probes: Sync {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Rows of tab-separated fields from one SQL statement in the cluster's
+    /// database (never published on the host: the target reaches it inside).
+    fn sql(&self, sql: &str) -> impl Future<Output = Result<Vec<Vec<String>>, Self::Error>> + Send;
+
+    /// Runs a `sh` script inside the cluster's network, where node names
+    /// resolve (on the balancer); its exit code and output.
+    fn in_cluster(
+        &self,
+        script: &str,
+        env: &[String],
+    ) -> impl Future<Output = Result<(i64, String), Self::Error>> + Send;
+
+    /// The last `lines` lines a unit wrote (the balancer's access log).
+    fn logs(
+        &self,
+        unit: &str,
+        lines: usize,
+    ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+
+    /// Each node's address as the balancer's log shows it (`ip:port`) → its name.
+    fn node_addresses(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<String, String>, Self::Error>> + Send;
+
+    /// Stops a unit as its engine would (stop signal, SIGKILL after `grace`).
+    fn stop(
+        &self,
+        unit: &str,
+        grace: Duration,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 }

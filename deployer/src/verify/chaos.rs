@@ -18,6 +18,7 @@ use crate::lock::Lock;
 use crate::names::NodeIndex;
 use crate::observed::Observed;
 use crate::plan::{self, Goal, Plan};
+use crate::target::Probes;
 
 /// The deployer's convergence, held for the whole chaos check: the cluster's lock (no
 /// apply or destroy meanwhile) and the cluster on its target, through which convergence
@@ -124,7 +125,7 @@ impl Verifier<'_> {
         // Stop: SIGTERM, the app drains, SIGKILL after the grace period.
         let t_stop = Instant::now();
         let grace = spec.rollout().stop_grace();
-        let stopped = self.engine.stop(&victim, grace).await;
+        let stopped = self.probes.stop(&victim, grace).await;
         let stop_s = t_stop.elapsed().as_secs_f64();
         tokio::time::sleep(self.options.chaos_duration).await;
         let t_converge = Instant::now();

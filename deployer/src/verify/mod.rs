@@ -29,9 +29,9 @@ use serde_json::{json, Value};
 
 use crate::config::{Loaded, Strategy};
 use crate::deploy::Deployment;
+use crate::deploy::TargetProbes;
 use crate::names::Names;
-use crate::secrets;
-use crate::target::docker::engine::{Engine, Psql};
+use crate::target::Probes;
 
 pub use verdict::{fairness, judge_distribution, DistributionVerdict, MIN_FAIRNESS};
 
@@ -147,7 +147,7 @@ pub async fn verify(
             deployment.names().cluster()
         );
     }
-    let v = Verifier::new(file, loaded, deployment, options)?;
+    let v = Verifier::new(file, loaded, &deployment, options)?;
     let mut checks = Vec::new();
     let mut record = |c: Check| {
         on_check(&c);
@@ -182,39 +182,35 @@ pub async fn verify(
 struct Verifier<'a> {
     file: &'a Path,
     loaded: &'a Loaded,
-    engine: Engine,
     names: Names,
-    /// The cluster on its target: observation goes through it.
-    deployment: Deployment,
+    /// The target's way to look inside the cluster (SQL, scripts on its network, logs).
+    probes: TargetProbes,
     options: &'a Options,
     /// `http://bind:port`, the balancer as clients reach it.
     base_url: String,
     /// Labels everything verify creates: `verify-<tag>@verify.invalid`, jobs' `args.verify`.
     tag: String,
     clients: traffic::Clients,
-    db: Psql,
 }
 
 impl<'a> Verifier<'a> {
     fn new(
         file: &'a Path,
         loaded: &'a Loaded,
-        deployment: Deployment,
+        deployment: &Deployment,
         options: &'a Options,
     ) -> anyhow::Result<Verifier<'a>> {
         let spec = &loaded.spec;
-        let engine = deployment.engine().clone();
         let names = deployment.names().clone();
-        let password = std::fs::read_to_string(secrets::dir_for(file).join("db_password"))
+        let probes = deployment
+            .probes()
             .context("reading the database password (was the cluster applied from this file?)")?;
         let clients = traffic::Clients::new(options.concurrency as usize)?;
         Ok(Verifier {
             file,
             loaded,
-            db: Psql::new(&engine, spec, &password),
-            engine,
+            probes,
             names,
-            deployment,
             options,
             base_url: traffic::balancer_url(spec.balancer().bind(), spec.balancer().port()),
             tag: random_tag(),
@@ -240,10 +236,7 @@ impl<'a> Verifier<'a> {
 
     /// Runs `script` with `sh -c` in the balancer container, with `env`.
     async fn in_balancer(&self, script: &str, env: &[String]) -> anyhow::Result<String> {
-        let (code, out) = self
-            .engine
-            .exec(&self.names.balancer(), &["sh", "-c", script], None, env)
-            .await?;
+        let (code, out) = self.probes.in_cluster(script, env).await?;
         if code != 0 {
             bail!("exited with {code}: {}", out.trim());
         }

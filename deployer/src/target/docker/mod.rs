@@ -21,6 +21,7 @@ use crate::target::Target;
 
 pub mod engine;
 pub mod observe;
+pub mod probes;
 pub mod realise;
 pub mod schedule;
 

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::super::traffic::fire;
 use super::super::verdict::{self, one_line, upstream_of, AuthFigures};
 use super::super::{random_tag, Check, Verifier};
+use crate::target::Probes;
 
 /// The test user verify signs up, and its token.
 pub(in crate::verify) struct TestUser {
@@ -65,32 +66,7 @@ impl Verifier<'_> {
 
     /// The node each upstream address (`ip:port`) belongs to, for reading nginx's log.
     async fn upstream_nodes(&self) -> HashMap<String, String> {
-        let mut map = HashMap::new();
-        let observed = match self.deployment.observe().await {
-            Ok(o) => o,
-            Err(_) => return map,
-        };
-        for c in observed
-            .units
-            .iter()
-            .filter(|c| c.role == crate::names::Role::App)
-        {
-            let Ok(Some(inspect)) = self.engine.inspect(&c.name).await else {
-                continue;
-            };
-            let ip = inspect
-                .network_settings
-                .and_then(|n| n.networks)
-                .and_then(|n| n.get(&self.names.network()).cloned())
-                .and_then(|e| e.ip_address);
-            if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
-                map.insert(
-                    format!("{ip}:{}", self.loaded.spec.app().port()),
-                    c.name.clone(),
-                );
-            }
-        }
-        map
+        self.probes.node_addresses().await.unwrap_or_default()
     }
 
     /// Check 5: stateless auth: the token from one login works on every request through the
@@ -132,7 +108,11 @@ impl Verifier<'_> {
         let mut served: BTreeMap<String, usize> = BTreeMap::new();
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
-            let logs = self.engine.logs(&self.names.balancer(), n + 2000).await;
+            let logs = self
+                .probes
+                .logs(&self.names.balancer(), n + 2000)
+                .await
+                .unwrap_or_default();
             served.clear();
             for line in logs.lines().filter(|l| l.contains(&prefix)) {
                 if let Some(addr) = upstream_of(line) {

@@ -3,6 +3,7 @@
 
 use super::super::verdict::{self, Removed};
 use super::super::{Check, Verifier};
+use crate::target::Probes;
 
 impl Verifier<'_> {
     /// Deletes what verify created (also what an interrupted run left): its user (and, through the foreign key, its outbox
@@ -18,7 +19,7 @@ impl Verifier<'_> {
              d AS (DELETE FROM users WHERE id IN (SELECT id FROM u) RETURNING 1) \
              SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM j), (SELECT count(*) FROM o), (SELECT count(*) FROM f)"
         );
-        let rows = match self.db.query(&sql).await {
+        let rows = match self.probes.sql(&sql).await {
             Ok(r) => r,
             Err(e) => {
                 return Check::failed(
@@ -32,8 +33,8 @@ impl Verifier<'_> {
         };
         // Nothing labelled may be left.
         let left = self
-            .db
-            .query(
+            .probes
+            .sql(
                 "SELECT (SELECT count(*) FROM users WHERE email LIKE 'verify-%@verify.invalid') + \
                  (SELECT count(*) FROM jobs WHERE args ? 'verify')",
             )

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::super::verdict::{self, round};
 use super::super::{Check, Verifier};
+use crate::target::Probes;
 
 impl Verifier<'_> {
     /// Check 4: the database answers, and the connections in use stay within the budget.
@@ -14,7 +15,7 @@ impl Verifier<'_> {
         let sql = "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
                    WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1";
         let t = Instant::now();
-        let rows = match self.db.query(sql).await {
+        let rows = match self.probes.sql(sql).await {
             Ok(r) => r,
             Err(e) => return Check::failed("database", format!("{e:#}")),
         };

@@ -9,6 +9,7 @@ use super::super::traffic::fire;
 use super::super::verdict::{self, JobRow, JobsFigures};
 use super::super::{Check, Verifier};
 use super::auth::TestUser;
+use crate::target::Probes;
 
 impl Verifier<'_> {
     /// Check 6: M jobs enqueued through the balancer all complete exactly once, within the
@@ -44,7 +45,7 @@ impl Verifier<'_> {
         );
         let mut rows: Vec<JobRow>;
         loop {
-            rows = match self.db.query(&sql).await {
+            rows = match self.probes.sql(&sql).await {
                 Ok(r) => r.iter().filter_map(|r| JobRow::parse(r)).collect(),
                 Err(e) => return Check::failed("jobs", format!("{e:#}")),
             };
