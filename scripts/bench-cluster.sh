@@ -2,9 +2,12 @@
 # Measures a running cluster on this machine's Docker engine (issue 5 "Figures"), loopback only,
 # every load bounded in time:
 #   1. throughput and p50/p99 through the balancer, 1, 3 and 5 nodes, GET /api/health and
-#      GET /api/auth/me (wrk), next to a reference measured in the same run: the same nginx image
-#      with the generated nginx.conf (upstream pointed at bare axum containers, app/examples/bare.rs)
-#      published the same way. Target: health >= 0.8x the reference.
+#      GET /api/auth/me (wrk), next to references measured in the same run, alternating: the same
+#      nginx image with the generated nginx.conf but `access_log off` (the bare thing), its
+#      upstream pointed at bare axum containers (app/examples/bare.rs), published the same way;
+#      `GET /` (hello-world) is /api/health's reference, `GET /me` (one PostgreSQL query on a
+#      pool of 10, against the cluster's PostgreSQL) is /api/auth/me's. The cluster runs with the
+#      file's `[balancer] access_log` (default buffered). Target: >= 0.95x the reference.
 #   2. failover: `docker kill` one node under load (wrk, then ab): failed requests (target 0), and
 #      how long `deployer apply --yes` takes to bring the node back.
 #   3. database outage: stop PostgreSQL for DB_DOWN seconds under a curl load of /api/ready and
@@ -89,8 +92,11 @@ done
 # The cluster file: a copy of the example with our name, ports and node count.
 cp "$REPO/cluster.toml" "$FILE"
 cp -r "$REPO/templates" "$WORK/templates"
+# max_connections 200: the reference's bare nodes (pool 10 each) query the same PostgreSQL
+# next to the cluster's nodes (5 x 11 at most); neither may run out of connections.
 sed -i -e "s/^name = \"demo\"/name = \"$NAME\"/" \
        -e "s/^port = 4000\( *# published on the host\)/port = $PORT\1/" \
+       -e "s/^max_connections = 100 /max_connections = 200 /" \
        "$FILE"
 grep -q "^name = \"$NAME\"" "$FILE" && grep -q "^port = $PORT " "$FILE" \
     || { echo "error: could not set the name and port in the copy of cluster.toml" >&2; exit 1; }
@@ -168,13 +174,26 @@ echo "machine: $MACHINE" >&2
 # --- cluster (1 node) and reference (5 bare nodes; the nginx config decides how many it uses) ---
 log "apply $NAME with 1 node"
 apply_nodes 1
+# A user for /api/auth/me, and the one row the reference's /me reads.
+EMAIL="bench-$(date +%s)-$RANDOM@example.com"
+PASSWORD="bench password $RANDOM"
 docker network create "$REF-net" >/dev/null
+DB_URL="postgres://app:$(cat "$WORK/.deployer/secrets/db_password")@$NAME-postgres:5432/app"
 for i in 1 2 3 4 5; do
+    # Also on the cluster's network, to reach its PostgreSQL for /me (pool 10, as a node's).
     docker run -d --name "$REF-bare-$i" --hostname "$REF-bare-$i" --network "$REF-net" \
+        -e DATABASE_URL="$DB_URL" -e POOL_SIZE=10 -e ME_EMAIL="$EMAIL" \
         --restart unless-stopped "$BARE_IMAGE" >/dev/null
+    docker network connect "$NAME-net" "$REF-bare-$i"
 done
 ref_lb() { # n: the reference balancer with the generated nginx.conf, upstream pointed at n bare nodes
-    sed "s/server $NAME-app-\([0-9]*\):4000/server $REF-bare-\1:4000/" "$WORK/generated/nginx.conf" >"$WORK/ref-nginx.conf"
+    # The bare thing: the same upstream and proxy settings, but no access log at all (a
+    # reference carrying the product's logging would hide that logging's cost).
+    sed -e "s/server $NAME-app-\([0-9]*\):4000/server $REF-bare-\1:4000/" \
+        -e "s/^\( *\)access_log [^;]*;/\1access_log off;/" \
+        "$WORK/generated/nginx.conf" >"$WORK/ref-nginx.conf"
+    grep -q '^ *access_log /dev/stdout' "$WORK/ref-nginx.conf" \
+        && { echo "error: the reference nginx.conf still logs requests" >&2; exit 1; }
     [[ "$(grep -c "server $REF-bare-" "$WORK/ref-nginx.conf")" == "$1" ]] \
         || { echo "error: reference nginx.conf does not name $1 bare nodes" >&2; exit 1; }
     chmod 644 "$WORK/ref-nginx.conf"
@@ -185,9 +204,7 @@ ref_lb() { # n: the reference balancer with the generated nginx.conf, upstream p
     wait_until 30 "reference balancer" curl -fs -o /dev/null -m 2 "http://127.0.0.1:$REF_PORT/"
 }
 
-# A user and a token for /api/auth/me (tokens live 15 minutes: log in again before each use).
-EMAIL="bench-$(date +%s)-$RANDOM@example.com"
-PASSWORD="bench password $RANDOM"
+# The user and a token for /api/auth/me (tokens live 15 minutes: log in again before each use).
 curl -fsS -o /dev/null -H 'content-type: application/json' "$URL/api/users" \
     -d "{\"email\":\"$EMAIL\",\"full_name\":\"Bench\",\"password\":\"$PASSWORD\",\"password_confirmation\":\"$PASSWORD\"}"
 login() {
@@ -219,19 +236,21 @@ for n in 1 3 5; do
     ref_lb "$n"
     login
     wrk -t2 -c32 -d2s "http://127.0.0.1:$REF_PORT/" >/dev/null          # warm-up
+    wrk -t2 -c32 -d2s "http://127.0.0.1:$REF_PORT/me" >/dev/null
     wrk -t2 -c32 -d2s "$URL/api/health" >/dev/null
     for r in $(seq "$ROUNDS"); do
         # alternate the order so a drift in background load hurts all alike
-        if (( r % 2 )); then order="ref health me"; else order="me health ref"; fi
+        if (( r % 2 )); then order="ref health refme me"; else order="me refme health ref"; fi
         for kind in $order; do
             case "$kind" in
                 ref) wrk_median "$n" ref "http://127.0.0.1:$REF_PORT/" ;;
+                refme) wrk_median "$n" refme "http://127.0.0.1:$REF_PORT/me" ;;
                 health) wrk_median "$n" health "$URL/api/health" ;;
                 me) wrk_median "$n" me "$URL/api/auth/me" "$WORK/me.lua" ;;
             esac
         done
     done
-    for kind in ref health me; do
+    for kind in ref refme health me; do
         f="$WORK/tp-$n-$kind"
         TP[$n,$kind]="$(cut -d' ' -f1 "$f" | median) $(cut -d' ' -f2 "$f" | median) $(cut -d' ' -f3 "$f" | median) $(awk '{ s += $5 + $6 } END { print s }' "$f") $(cut -d' ' -f1 "$f" | xargs printf '%.0f/' | sed 's#/$##')"
     done
@@ -417,10 +436,14 @@ echo
 echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference | per node vs ~20 req/s |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for n in 1 3 5; do
-    ref_rps="$(f "$n,ref" 1)"
-    echo "| $n | reference: nginx (same conf) -> bare axum \`GET /\` | $(int "$ref_rps") | $(f "$n,ref" 2) | $(f "$n,ref" 3) | $(f "$n,ref" 4) | $(f "$n,ref" 5) | 1.00x | |"
+    for ref in ref refme; do
+        path="reference: nginx (no log) -> bare axum \`GET /\`"
+        [[ "$ref" == refme ]] && path="reference: nginx (no log) -> bare axum, one PostgreSQL query \`GET /me\`"
+        echo "| $n | $path | $(int "$(f "$n,$ref" 1)") | $(f "$n,$ref" 2) | $(f "$n,$ref" 3) | $(f "$n,$ref" 4) | $(f "$n,$ref" 5) | 1.00x | |"
+    done
     for kind in health me; do
-        path="cluster \`GET /api/health\`"; [[ "$kind" == me ]] && path="cluster \`GET /api/auth/me\` (bearer)"
+        path="cluster \`GET /api/health\`"; ref_rps="$(f "$n,ref" 1)"
+        [[ "$kind" == me ]] && { path="cluster \`GET /api/auth/me\` (bearer)"; ref_rps="$(f "$n,refme" 1)"; }
         rps="$(f "$n,$kind" 1)"
         echo "| $n | $path | $(int "$rps") | $(f "$n,$kind" 2) | $(f "$n,$kind" 3) | $(f "$n,$kind" 4) | $(f "$n,$kind" 5) | $(ratio "$rps" "$ref_rps")x | $(awk -v r="$rps" -v n="$n" 'BEGIN { printf "%.0f req/s/node = %.0fx", r / n, r / n / 20 }') |"
     done

@@ -137,6 +137,7 @@ impl Templates {
                 connect_timeout => b.connect_timeout().as_secs(),
                 read_timeout => b.read_timeout().as_secs(),
                 worker_connections => b.worker_connections(),
+                access_log => b.access_log().as_str(),
                 next_upstream_tries => nodes.len().clamp(1, 3),
             },
         )
@@ -372,6 +373,45 @@ pub fn relative_path(from: &Path, to: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_access_log_line_follows_the_file() {
+        let t = Templates::load(None).unwrap();
+        for (value, line) in [
+            (
+                "buffered",
+                "access_log /dev/stdout cluster buffer=64k flush=1s;",
+            ),
+            ("unbuffered", "access_log /dev/stdout cluster;"),
+            ("off", "access_log off;"),
+        ] {
+            let spec = crate::fixtures::spec(&format!("[balancer]\naccess_log = \"{value}\"\n"));
+            let conf = t.nginx(&spec, &model::node_names(&spec)).unwrap();
+            let http_level: Vec<&str> = conf
+                .lines()
+                .filter(|l| l.starts_with("    access_log"))
+                .map(str::trim)
+                .collect();
+            assert_eq!(http_level, [line], "{value}");
+        }
+    }
+
+    #[test]
+    fn metrics_are_not_served_through_the_balancer() {
+        let t = Templates::load(None).unwrap();
+        let spec = crate::fixtures::spec("");
+        let conf = t.nginx(&spec, &model::node_names(&spec)).unwrap();
+        let at = conf
+            .find("location = /metrics {")
+            .expect("a /metrics location");
+        assert!(
+            conf[at..]
+                .lines()
+                .take(4)
+                .any(|l| l.trim() == "return 404;"),
+            "{conf}"
+        );
+    }
 
     #[test]
     fn relative_paths() {

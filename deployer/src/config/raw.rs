@@ -72,6 +72,7 @@ pub struct RawBalancer {
     pub connect_timeout: Option<Spanned<i64>>,
     pub read_timeout: Option<Spanned<i64>>,
     pub worker_connections: Option<Spanned<i64>>,
+    pub access_log: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -232,6 +232,35 @@ pub struct RedisSpec {
     pub(in crate::config) image: ImageRef,
 }
 
+/// How the balancer writes its access log (one line per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLog {
+    /// Lines gathered in a 64 KiB buffer, written at least every second: the
+    /// default, at the speed of no log.
+    Buffered,
+    /// One write per request through the container's log pipe: lines appear at
+    /// once, at about half the throughput.
+    Unbuffered,
+    /// No access log.
+    Off,
+}
+
+impl AccessLog {
+    pub const ALL: [(&'static str, AccessLog); 3] = [
+        ("buffered", AccessLog::Buffered),
+        ("unbuffered", AccessLog::Unbuffered),
+        ("off", AccessLog::Off),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, a)| *a == self)
+            .map_or("buffered", |(n, _)| n)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BalancerSpec {
     pub(in crate::config) strategy: Strategy,
@@ -247,6 +276,7 @@ pub struct BalancerSpec {
     #[serde(serialize_with = "whole_seconds")]
     pub(in crate::config) read_timeout: Duration,
     pub(in crate::config) worker_connections: u32,
+    pub(in crate::config) access_log: AccessLog,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -400,6 +430,10 @@ impl BalancerSpec {
 
     pub fn worker_connections(&self) -> u32 {
         self.worker_connections
+    }
+
+    pub fn access_log(&self) -> AccessLog {
+        self.access_log
     }
 }
 

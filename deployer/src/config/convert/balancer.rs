@@ -7,7 +7,7 @@ use super::suggest::did_you_mean;
 use super::{span, Checker};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::raw::RawBalancer;
-use crate::config::spec::{BalancerSpec, Strategy};
+use crate::config::spec::{AccessLog, BalancerSpec, Strategy};
 
 /// The section's values; an invalid one is reported and replaced by its default.
 pub(super) fn convert(c: &mut Checker, b: &RawBalancer) -> BalancerSpec {
@@ -68,7 +68,28 @@ pub(super) fn convert(c: &mut Checker, b: &RawBalancer) -> BalancerSpec {
         connect_timeout,
         read_timeout,
         worker_connections: worker_connections as u32,
+        access_log: access_log(c, b),
     }
+}
+
+fn access_log(c: &mut Checker, b: &RawBalancer) -> AccessLog {
+    let Some(v) = &b.access_log else {
+        return AccessLog::Buffered;
+    };
+    if let Some((_, a)) = AccessLog::ALL.iter().find(|(n, _)| n == v.get_ref()) {
+        return *a;
+    }
+    let names: Vec<&str> = AccessLog::ALL.iter().map(|(n, _)| *n).collect();
+    let d = Diagnostic::error(
+        format!("unknown access_log `{}`", v.get_ref().escape_debug()),
+        span(v),
+    );
+    let d = match did_you_mean(v.get_ref(), &names) {
+        Some(s) => d.with_hint(format!("did you mean `{s}`? (one of {})", names.join(", "))),
+        None => d.with_hint(format!("use one of {}", names.join(", "))),
+    };
+    c.diags.push(d);
+    AccessLog::Buffered
 }
 
 fn strategy(c: &mut Checker, b: &RawBalancer) -> Strategy {

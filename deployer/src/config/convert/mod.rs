@@ -290,6 +290,30 @@ mod tests {
     }
 
     #[test]
+    fn the_access_log_is_buffered_unless_told() {
+        use crate::config::AccessLog;
+        let l = check("[cluster]\nname = \"x\"\n").unwrap();
+        assert_eq!(l.spec.balancer.access_log, AccessLog::Buffered);
+        for (v, want) in [
+            ("off", AccessLog::Off),
+            ("unbuffered", AccessLog::Unbuffered),
+        ] {
+            let l = check(&format!(
+                "[cluster]\nname = \"x\"\n[balancer]\naccess_log = \"{v}\"\n"
+            ))
+            .unwrap();
+            assert_eq!(l.spec.balancer.access_log, want);
+        }
+        let r =
+            check("[cluster]\nname = \"x\"\n[balancer]\naccess_log = \"bufered\"\n").unwrap_err();
+        assert_eq!(r.diagnostics[0].message, "unknown access_log `bufered`");
+        assert_eq!(
+            r.diagnostics[0].hint.as_deref(),
+            Some("did you mean `buffered`? (one of buffered, unbuffered, off)")
+        );
+    }
+
+    #[test]
     fn timeouts_are_durations_in_seconds() {
         let l = check("[cluster]\nname = \"x\"\n[rollout]\ndrain_seconds = 0\n[balancer]\nread_timeout = 90\n")
             .unwrap();
