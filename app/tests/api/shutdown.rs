@@ -86,3 +86,150 @@ async fn shutdown_finishes_requests_and_jobs_and_hands_back_the_rest() {
         .await
         .is_err());
 }
+
+/// The real binary with the deployer's 18 s budget, idle HTTP/1.1 keep-alive connections held
+/// open (as nginx's upstream keepalive does), the job queue having run, and one request in
+/// flight at SIGTERM: the request still gets its answer, and the process exits soon after
+/// rather than at its drain deadline (14.4 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_promptly_with_idle_keep_alive_connections_held_open() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let db = crate::helpers::TestDatabase::create().await;
+    let options = &db.options;
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        db.name
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("jwt");
+    std::fs::write(&secret, "k".repeat(40)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
+        .env("DATABASE_URL", &url)
+        .env("NODE_NAME", "linger-1")
+        .env("PORT", "0")
+        .env("JWT_SECRET_FILE", &secret)
+        .env("LOG_FORMAT", "json")
+        .env("JOB_WORKERS", "4")
+        .env("SHUTDOWN_TIMEOUT_SECS", "18")
+        .env("ARGON2_MEMORY_KIB", "64")
+        .env("ARGON2_ITERATIONS", "100")
+        .env_remove("JWT_SECRET")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Ok(parsed) = serde_json::from_str(&line) {
+                if lines_tx.send(parsed).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let started = lines_rx
+        .iter()
+        .find(|line| line["message"] == "node started")
+        .expect("a `node started` log line");
+    let port = started["port"].as_u64().unwrap() as u16;
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Some traffic and jobs first, through a pooled client whose connections stay open.
+    let client = reqwest::Client::new();
+    let email = format!("linger-{}@example.com", uuid::Uuid::new_v4().simple());
+    let signed_up = client
+        .post(format!("{base}/api/users"))
+        .json(
+            &json!({"email": email, "full_name": "L", "password": PASSWORD,
+                      "password_confirmation": PASSWORD}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_up.status(), 201);
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["access_token"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        let queued = client
+            .post(format!("{base}/api/jobs"))
+            .bearer_auth(&token)
+            .json(&json!({"kind": "noop"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(queued.status(), 202);
+    }
+    // Idle keep-alive connections, each with one completed request, left open.
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: node\r\n\r\n")
+            .unwrap();
+        let mut buffer = [0u8; 4096];
+        assert!(stream.read(&mut buffer).unwrap() > 0);
+        idle.push(stream);
+    }
+    // One request in flight when the signal comes (argon2 makes the login take a while).
+    let in_flight = {
+        let client = client.clone();
+        let url = format!("{base}/api/auth/login");
+        tokio::spawn(async move {
+            let status = client
+                .post(url)
+                .json(&json!({"email": email, "password": PASSWORD}))
+                .send()
+                .await
+                .map(|response| response.status().as_u16());
+            (status, Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().map(|exit| (exit, Instant::now())))
+        .await
+        .unwrap()
+        .unwrap();
+    let (answer, answered) = in_flight.await.unwrap();
+    assert_eq!(answer.unwrap(), 200, "the in-flight request finished");
+    assert!(exit.0.success(), "exit status {:?}", exit.0);
+    // Measured from the later of the signal and the in-flight answer: the drain deadline is
+    // 14.4 s, so 5 s tells "exited once the work was done" from "waited out the deadline".
+    let since = exit.1 - answered.max(signalled);
+    assert!(
+        since < Duration::from_secs(5),
+        "the node took {since:?} to exit after its work was done ({:?} after SIGTERM)",
+        exit.1 - signalled
+    );
+    eprintln!(
+        "SIGTERM → exit: {:?} (in-flight answered {:?} after SIGTERM)",
+        exit.1 - signalled,
+        answered.saturating_duration_since(signalled)
+    );
+    drop(idle);
+}
