@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use node_contract::Secret;
 
+use crate::config::Choice;
 use crate::config::ClusterSpec;
 use crate::model::{self, Images, Model, Unit};
 use crate::names::{self, Role, Slot};

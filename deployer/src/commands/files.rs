@@ -6,6 +6,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::{load_or_report, Outcome, RenderArgs};
+use crate::config::Choice;
 use crate::deploy::{base_dir, Generated};
 use crate::render::Templates;
 

@@ -173,21 +173,26 @@ pub enum Strategy {
     Random,
 }
 
-impl Strategy {
-    pub const ALL: [(&'static str, Strategy); 4] = [
+/// A key whose value is one of a few names (`strategy`, `access_log`): the
+/// names and what each means, in one table.
+pub trait Choice: Copy + PartialEq + 'static {
+    const ALL: &'static [(&'static str, Self)];
+
+    fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
+impl Choice for Strategy {
+    const ALL: &'static [(&'static str, Strategy)] = &[
         ("round_robin", Strategy::RoundRobin),
         ("least_conn", Strategy::LeastConn),
         ("ip_hash", Strategy::IpHash),
         ("random", Strategy::Random),
     ];
-
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, s)| *s == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("round_robin")
-    }
 }
 
 /// How a node writes its logs: the node contract's own type.
@@ -246,19 +251,12 @@ pub enum AccessLog {
     Off,
 }
 
-impl AccessLog {
-    pub const ALL: [(&'static str, AccessLog); 3] = [
+impl Choice for AccessLog {
+    const ALL: &'static [(&'static str, AccessLog)] = &[
         ("buffered", AccessLog::Buffered),
         ("unbuffered", AccessLog::Unbuffered),
         ("off", AccessLog::Off),
     ];
-
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, a)| *a == self)
-            .map_or("buffered", |(n, _)| n)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -27,6 +27,7 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::config::Choice;
 use crate::config::{Loaded, Strategy};
 use crate::deploy::Deployment;
 use crate::deploy::TargetProbes;

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use super::suggest::did_you_mean;
 use super::{span, Checker};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::raw::RawBalancer;
@@ -11,7 +10,7 @@ use crate::config::spec::{AccessLog, BalancerSpec, Strategy};
 
 /// The section's values; an invalid one is reported and replaced by its default.
 pub(super) fn convert(c: &mut Checker, b: &RawBalancer) -> BalancerSpec {
-    let strategy = strategy(c, b);
+    let strategy = c.choice(&b.strategy, "strategy", Strategy::RoundRobin);
     let port = c.int(
         &b.port,
         "port",
@@ -68,50 +67,9 @@ pub(super) fn convert(c: &mut Checker, b: &RawBalancer) -> BalancerSpec {
         connect_timeout,
         read_timeout,
         worker_connections: worker_connections as u32,
-        access_log: access_log(c, b),
+        access_log: c.choice(&b.access_log, "access_log", AccessLog::Buffered),
     }
 }
-
-fn access_log(c: &mut Checker, b: &RawBalancer) -> AccessLog {
-    let Some(v) = &b.access_log else {
-        return AccessLog::Buffered;
-    };
-    if let Some((_, a)) = AccessLog::ALL.iter().find(|(n, _)| n == v.get_ref()) {
-        return *a;
-    }
-    let names: Vec<&str> = AccessLog::ALL.iter().map(|(n, _)| *n).collect();
-    let d = Diagnostic::error(
-        format!("unknown access_log `{}`", v.get_ref().escape_debug()),
-        span(v),
-    );
-    let d = match did_you_mean(v.get_ref(), &names) {
-        Some(s) => d.with_hint(format!("did you mean `{s}`? (one of {})", names.join(", "))),
-        None => d.with_hint(format!("use one of {}", names.join(", "))),
-    };
-    c.diags.push(d);
-    AccessLog::Buffered
-}
-
-fn strategy(c: &mut Checker, b: &RawBalancer) -> Strategy {
-    let Some(v) = &b.strategy else {
-        return Strategy::RoundRobin;
-    };
-    if let Some((_, s)) = Strategy::ALL.iter().find(|(n, _)| n == v.get_ref()) {
-        return *s;
-    }
-    let names: Vec<&str> = Strategy::ALL.iter().map(|(n, _)| *n).collect();
-    let d = Diagnostic::error(
-        format!("unknown strategy `{}`", v.get_ref().escape_debug()),
-        span(v),
-    );
-    let d = match did_you_mean(v.get_ref(), &names) {
-        Some(s) => d.with_hint(format!("did you mean `{s}`? (one of {})", names.join(", "))),
-        None => d.with_hint(format!("use one of {}", names.join(", "))),
-    };
-    c.diags.push(d);
-    Strategy::RoundRobin
-}
-
 fn bind(c: &mut Checker, b: &RawBalancer) -> IpAddr {
     let Some(v) = &b.bind else {
         return IpAddr::from([127, 0, 0, 1]);

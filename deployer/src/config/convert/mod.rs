@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::config::spec::Choice;
+
 pub use suggest::did_you_mean;
 
 use super::diagnostic::Diagnostic;
@@ -169,6 +171,28 @@ fn span<T>(s: &Spanned<T>) -> Option<Range<usize>> {
 }
 
 impl Checker {
+    /// One of the names of `T`'s table; an unknown one is reported with the
+    /// closest name and the list, and replaced by `default`.
+    fn choice<T: Choice>(&mut self, value: &Option<Spanned<String>>, key: &str, default: T) -> T {
+        let Some(v) = value else {
+            return default;
+        };
+        if let Some((_, t)) = T::ALL.iter().find(|(n, _)| n == v.get_ref()) {
+            return *t;
+        }
+        let names: Vec<&str> = T::ALL.iter().map(|(n, _)| *n).collect();
+        let d = Diagnostic::error(
+            format!("unknown {key} `{}`", v.get_ref().escape_debug()),
+            span(v),
+        );
+        let d = match suggest::did_you_mean(v.get_ref(), &names) {
+            Some(s) => d.with_hint(format!("did you mean `{s}`? (one of {})", names.join(", "))),
+            None => d.with_hint(format!("use one of {}", names.join(", "))),
+        };
+        self.diags.push(d);
+        default
+    }
+
     /// An integer key within `range`, or `default` (after reporting why).
     fn int(
         &mut self,

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::super::Check;
 use super::{listed, round};
+use crate::config::Choice;
 use crate::config::Strategy;
 
 /// Jain's fairness index at or above which a spreading strategy passes (1 is a perfectly
