@@ -2,18 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::TestDatabase;
-
-fn database_url(db: &TestDatabase) -> String {
-    let options = &db.options;
-    format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        db.name
-    )
-}
+use crate::helpers::{database_url, Binary, TestDatabase};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_migrate_runs_are_safe() {
@@ -72,53 +61,27 @@ async fn serve_refuses_a_missing_or_short_signing_key() {
 /// name, and a clean exit on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let db = TestDatabase::create().await;
-    let url = database_url(&db);
-    let dir = std::env::temp_dir().join(format!("app-cli-test-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("jwt");
-    std::fs::write(&secret, "k".repeat(40) + "\n").unwrap();
-    let password = dir.join("db-password");
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("db-password");
     std::fs::write(&password, "unused-with-trust-auth\n").unwrap();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
-        .env("DATABASE_URL", &url)
-        .env("DATABASE_PASSWORD_FILE", &password)
-        .env("DATABASE_POOL_SIZE", "2")
-        .env("NODE_NAME", "demo-app-7")
-        .env("PORT", "0")
-        .env("JWT_SECRET_FILE", &secret)
-        .env("LOG_FORMAT", "json")
-        .env("JOB_WORKERS", "2")
-        .env("SHUTDOWN_TIMEOUT_SECS", "5")
-        .env("ARGON2_MEMORY_KIB", "64")
-        .env("ARGON2_ITERATIONS", "1")
-        .env_remove("JWT_SECRET")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let parsed = serde_json::from_str(&line)
-                .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"));
-            if lines_tx.send(parsed).is_err() {
-                break;
-            }
-        }
-    });
-    let started = lines_rx
-        .iter()
-        .find(|line| line["message"] == "node started")
-        .expect("a `node started` log line");
-    let port = started["port"].as_u64().expect("the port in the log");
-    assert_eq!(started["node"], "demo-app-7");
+    let Binary {
+        mut child,
+        lines: lines_rx,
+        port,
+        ..
+    } = Binary::start(
+        &db,
+        "demo-app-7",
+        &[
+            ("DATABASE_PASSWORD_FILE", password.to_str().unwrap()),
+            ("DATABASE_POOL_SIZE", "2"),
+            ("JOB_WORKERS", "2"),
+            ("SHUTDOWN_TIMEOUT_SECS", "5"),
+            ("ARGON2_MEMORY_KIB", "64"),
+            ("ARGON2_ITERATIONS", "1"),
+        ],
+    );
 
     let client = reqwest::Client::new();
     let health: serde_json::Value = client
@@ -162,5 +125,4 @@ async fn the_binary_serves_and_exits_cleanly_on_sigterm() {
     assert!(lines_rx
         .iter()
         .any(|line| line["message"] == "node stopped"));
-    std::fs::remove_dir_all(dir).unwrap();
 }

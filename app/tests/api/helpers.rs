@@ -353,3 +353,77 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The URL of a test database (the throwaway server trusts local connections).
+pub fn database_url(db: &TestDatabase) -> String {
+    let options = &db.options;
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        db.name
+    )
+}
+
+/// The real `app` binary, started the way the deployer starts a node: the env contract
+/// in (a JWT key file, JSON logs, port 0; `env` adds or overrides), its JSON log lines out.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// Every log line, parsed; a line that is not JSON ends the stream with a panic.
+    pub lines: std::sync::mpsc::Receiver<Value>,
+    /// The port from the `node started` line.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    pub fn start(db: &TestDatabase, node: &str, env: &[(&str, &str)]) -> Binary {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("jwt");
+        std::fs::write(&secret, "k".repeat(40) + "\n").unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
+        command
+            .env("DATABASE_URL", database_url(db))
+            .env("NODE_NAME", node)
+            .env("PORT", "0")
+            .env("JWT_SECRET_FILE", &secret)
+            .env("LOG_FORMAT", "json")
+            .env_remove("JWT_SECRET")
+            .env_remove("REDIS_URL");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let parsed = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"));
+                if tx.send(parsed).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = lines
+            .iter()
+            .find(|line| line["message"] == "node started")
+            .expect("a `node started` log line");
+        let port = started["port"].as_u64().expect("the port in the log") as u16;
+        assert_eq!(started["node"], node);
+        Binary {
+            child,
+            lines,
+            port,
+            _dir: dir,
+        }
+    }
+}

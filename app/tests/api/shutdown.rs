@@ -93,55 +93,28 @@ async fn shutdown_finishes_requests_and_jobs_and_hands_back_the_rest() {
 /// rather than at its drain deadline (14.4 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_promptly_with_idle_keep_alive_connections_held_open() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::TcpStream;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::time::Instant;
 
     let db = crate::helpers::TestDatabase::create().await;
-    let options = &db.options;
-    let url = format!(
-        "postgres://{}@{}:{}/{}",
-        options.get_username(),
-        options.get_host(),
-        options.get_port(),
-        db.name
+    let crate::helpers::Binary {
+        mut child,
+        // Kept: the reader thread drains the node's stdout while the test runs.
+        lines: _lines,
+        port,
+        ..
+    } = crate::helpers::Binary::start(
+        &db,
+        "linger-1",
+        &[
+            ("JOB_WORKERS", "4"),
+            ("SHUTDOWN_TIMEOUT_SECS", "18"),
+            ("ARGON2_MEMORY_KIB", "64"),
+            ("ARGON2_ITERATIONS", "100"),
+        ],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("jwt");
-    std::fs::write(&secret, "k".repeat(40)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
-        .env("DATABASE_URL", &url)
-        .env("NODE_NAME", "linger-1")
-        .env("PORT", "0")
-        .env("JWT_SECRET_FILE", &secret)
-        .env("LOG_FORMAT", "json")
-        .env("JOB_WORKERS", "4")
-        .env("SHUTDOWN_TIMEOUT_SECS", "18")
-        .env("ARGON2_MEMORY_KIB", "64")
-        .env("ARGON2_ITERATIONS", "100")
-        .env_remove("JWT_SECRET")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if let Ok(parsed) = serde_json::from_str(&line) {
-                if lines_tx.send(parsed).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let started = lines_rx
-        .iter()
-        .find(|line| line["message"] == "node started")
-        .expect("a `node started` log line");
-    let port = started["port"].as_u64().unwrap() as u16;
     let base = format!("http://127.0.0.1:{port}");
 
     // Some traffic and jobs first, through a pooled client whose connections stay open.
