@@ -2,12 +2,14 @@
 # Make the service images the deployer needs available on the local Docker Engine.
 #
 # Usage: scripts/build-images.sh [IMAGE_REF...]
-#   default refs: debian:bookworm-slim postgres:15-bookworm nginx:1.22 redis:7.0-bookworm
+#   default refs: debian:bookworm-slim postgres:15-bookworm nginx:1.30 redis:7.0-bookworm
 #
 # For each ref:
 #   1. `docker image inspect REF` succeeds      -> "REF: present", nothing else is done;
 #   2. `timeout 20 docker pull REF` succeeds    -> the official image (the real-user path);
-#   3. otherwise build a compatible image locally from Debian bookworm packages and tag it REF.
+#   3. otherwise build a compatible image locally from Debian packages and tag it REF: bookworm's,
+#      except nginx:1.30, whose nginx comes from sid (bookworm has 1.22; the tag must say what is
+#      inside, so nginx:1.22 stays buildable from bookworm for files that pin it).
 # The kind of image is chosen from the repository part of the ref (debian, postgres, nginx, redis).
 # The debian base is made with debootstrap + `docker import`; the others are built
 # FROM debian:bookworm-slim with scripts/images/<kind>/Dockerfile (the base is made first if missing).
@@ -22,7 +24,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 IMAGES_DIR="$SCRIPT_DIR/images"
 BASE_REF="debian:bookworm-slim"
-DEFAULT_REFS=("$BASE_REF" "postgres:15-bookworm" "nginx:1.22" "redis:7.0-bookworm")
+DEFAULT_REFS=("$BASE_REF" "postgres:15-bookworm" "nginx:1.30" "redis:7.0-bookworm")
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 PULL_TIMEOUT=20
@@ -124,15 +126,15 @@ kind_for_ref() {
             want="postgres:15-bookworm (also 15, 15.N, 15.N-bookworm)"
             [[ "$REF_TAG" =~ ^15(\.[0-9]+)?(-bookworm)?$ ]] && ok=1 ;;
         nginx)
-            want="nginx:1.22 (also 1.22.N, 1.22[.N]-bookworm)"
-            [[ "$REF_TAG" =~ ^1\.22(\.[0-9]+)?(-bookworm)?$ ]] && ok=1 ;;
+            want="nginx:1.30 (also 1.30.N; from sid) or nginx:1.22 (also 1.22.N, 1.22[.N]-bookworm)"
+            [[ "$REF_TAG" =~ ^1\.22(\.[0-9]+)?(-bookworm)?$ || "$REF_TAG" =~ ^1\.30(\.[0-9]+)?$ ]] && ok=1 ;;
         redis)
             want="redis:7.0-bookworm (also 7.0, 7.0.N, 7.0.N-bookworm)"
             [[ "$REF_TAG" =~ ^7\.0(\.[0-9]+)?(-bookworm)?$ ]] && ok=1 ;;
         *)
             die "$ref: cannot build '$REF_REPO' images locally; this script knows debian, postgres, nginx and redis" ;;
     esac
-    [[ "$ok" == 1 ]] || die "$ref: the local build makes the version Debian bookworm ships; tag '$REF_TAG' does not match it (use $want)"
+    [[ "$ok" == 1 ]] || die "$ref: the local build makes the version Debian ships; tag '$REF_TAG' does not match it (use $want)"
     [[ -f "$IMAGES_DIR/$kind/Dockerfile" || "$kind" == debian ]] || die "missing $IMAGES_DIR/$kind/Dockerfile"
     printf '%s' "$kind"
 }
@@ -197,13 +199,32 @@ EOF
     rm -rf --one-file-system "$rootfs"
 }
 
+# The Debian suite a service's package comes from, and the version the image must hold.
+# Sets SUITE and VERSION (VERSION empty: the Dockerfile checks nothing).
+suite_for_ref() {
+    parse_ref "$1"
+    SUITE=bookworm VERSION=""
+    case "$REF_REPO:$REF_TAG" in
+        nginx:1.30*) SUITE=sid VERSION=1.30 ;;
+        nginx:*) VERSION=1.22 ;;
+    esac
+}
+
 build_service() {
-    local ref="$1" kind="$2" t
+    local ref="$1" kind="$2" t label="$LABEL" args=()
     ensure_image "$BASE_REF"
+    suite_for_ref "$ref"
+    if [[ -n "$VERSION" ]]; then
+        args+=(--build-arg "NGINX_SUITE=$SUITE" --build-arg "NGINX_VERSION=$VERSION"
+            --build-arg "DEBIAN_MIRROR=$DEBIAN_MIRROR")
+    fi
+    if [[ "$SUITE" != bookworm ]]; then
+        label="org.opencontainers.image.description=built locally by scripts/build-images.sh: $kind $VERSION from Debian $SUITE on Debian bookworm"
+    fi
     t="$(now)"
-    log "$ref: docker build scripts/images/$kind (FROM $BASE_REF)"
+    log "$ref: docker build scripts/images/$kind (FROM $BASE_REF, $kind from $SUITE)"
     run_logged "$(workdir)/build-$kind.log" \
-        docker build --label "$LABEL" -t "$ref" "$IMAGES_DIR/$kind"
+        docker build --label "$label" "${args[@]}" -t "$ref" "$IMAGES_DIR/$kind"
     log "$ref: docker build done in $(since "$t")"
 }
 

@@ -10,7 +10,7 @@ set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PG_IMAGE="${POSTGRES_IMAGE:-postgres:15-bookworm}"
-NGINX_IMAGE="${NGINX_IMAGE:-nginx:1.22}"
+NGINX_IMAGE="${NGINX_IMAGE:-nginx:1.30}"
 REDIS_IMAGE="${REDIS_IMAGE:-redis:7.0-bookworm}"
 RUN_ID="imgtest-$$-$RANDOM"
 LABEL="deployer.image-test=$RUN_ID"

@@ -203,8 +203,9 @@ impl Deployment {
     /// The desired model on this engine (images resolved, final nginx config).
     pub async fn model(&self) -> Result<Model> {
         let images = self.images().await?;
-        let nodes = model::node_names(&self.loaded.spec);
-        let nginx_conf = self.templates.nginx(&self.loaded.spec, &nodes)?;
+        let nginx_conf = self
+            .templates
+            .nginx(&self.loaded.spec, &model::upstream(&self.loaded.spec))?;
         Ok(model::model(&self.loaded.spec, &images, nginx_conf))
     }
 

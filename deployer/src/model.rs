@@ -7,7 +7,7 @@
 //! [`NodeContract`] the app itself parses.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use node_contract::{HealthCheck, NodeContract, Secret};
@@ -102,6 +102,43 @@ pub struct Published {
     pub container_port: u16,
 }
 
+/// Docker's embedded DNS server, inside every container on a user-defined network: the single
+/// engine's bridge network and Swarm's overlay networks alike.
+pub const EMBEDDED_DNS: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11));
+
+/// How often the balancer asks DNS again; a node that leaves DNS gets no new request after this.
+/// The drain of a rollout must be at least this long.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(1);
+
+/// How the balancer finds the nodes: by DNS, asked again every `valid`, so nodes join and leave
+/// without a reload. Every address a name answers with is one node. Target-neutral: each target
+/// says which names stand for its nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upstream {
+    /// The names the balancer resolves. Single engine: each node's container name (a node
+    /// leaves DNS by being renamed `<node>-old`, and joins by being renamed from `<node>-new`
+    /// once its health gate passed). Swarm: `tasks.<app service>`, every running task.
+    pub names: Vec<String>,
+    /// The port every node listens on.
+    pub port: u16,
+    /// The DNS server the balancer asks.
+    pub resolver: IpAddr,
+    /// How long an answer is trusted.
+    pub valid: Duration,
+}
+
+impl Upstream {
+    /// The nodes behind `names`, asked of Docker's embedded DNS every [`RESOLVE_EVERY`].
+    pub fn of(spec: &ClusterSpec, names: Vec<String>) -> Upstream {
+        Upstream {
+            names,
+            port: spec.app().port(),
+            resolver: EMBEDDED_DNS,
+            valid: RESOLVE_EVERY,
+        }
+    }
+}
+
 /// Everything a target needs to run one unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unit {
@@ -123,6 +160,8 @@ pub struct Unit {
     pub restart: bool,
     /// The named volume mounted at its path (PostgreSQL's data).
     pub volume: Option<(String, &'static str)>,
+    /// The balancer's: how it finds the nodes (None for every other unit).
+    pub upstream: Option<Upstream>,
     pub fingerprint: Fingerprint,
 }
 
@@ -172,6 +211,7 @@ impl Model {
                 stop_grace: Duration::ZERO,
                 restart: false,
                 volume: None,
+                upstream: None,
                 fingerprint: Fingerprint::new(),
             },
             names,
@@ -283,6 +323,7 @@ fn node_unit(spec: &ClusterSpec, images: &Images, slot: Slot, name: String, comm
         stop_grace: contract.stop_grace,
         restart: serving,
         volume: None,
+        upstream: None,
         fingerprint,
     }
 }
@@ -337,6 +378,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         stop_grace: Duration::from_secs(10),
         restart: true,
         volume: Some((n.volume(), "/var/lib/postgresql/data")),
+        upstream: None,
         fingerprint: fp(&[
             ("image", images.postgres.clone()),
             ("max_connections", db.max_connections().to_string()),
@@ -376,6 +418,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
             stop_grace: Duration::from_secs(10),
             restart: true,
             volume: None,
+            upstream: None,
             fingerprint: fp(&[("image", image.clone())]),
         });
     }
@@ -409,6 +452,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         stop_grace: Duration::from_secs(10),
         restart: true,
         volume: None,
+        upstream: Some(upstream(spec)),
         fingerprint: fp(&[
             ("image", images.balancer.clone()),
             ("port", spec.balancer().port().to_string()),
@@ -424,6 +468,11 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         names: n,
         nginx_conf,
     }
+}
+
+/// The balancer's upstream once converged, on a target whose nodes are named one by one.
+pub fn upstream(spec: &ClusterSpec) -> Upstream {
+    Upstream::of(spec, node_names(spec))
 }
 
 /// The nodes' names, in order: the balancer's upstream once converged.

@@ -104,6 +104,10 @@ pub enum Slot {
     /// `<node>-old` so its replacement can take the node's own name (and the
     /// balancer's config never changes).
     OldNode(NodeIndex),
+    /// The replacement of a node (or a node being added) while it passes its health
+    /// gate under `<node>-new`: the balancer finds nodes by name, so a node is
+    /// given its own name only once it is ready for traffic.
+    NewNode(NodeIndex),
     Balancer,
     /// The one-off migration container.
     Migrate,
@@ -114,7 +118,7 @@ impl Slot {
         match self {
             Slot::Postgres => Role::Postgres,
             Slot::Redis => Role::Redis,
-            Slot::Node(_) | Slot::OldNode(_) => Role::App,
+            Slot::Node(_) | Slot::OldNode(_) | Slot::NewNode(_) => Role::App,
             Slot::Balancer => Role::Balancer,
             Slot::Migrate => Role::Migrate,
         }
@@ -122,7 +126,7 @@ impl Slot {
 
     pub fn node(self) -> Option<NodeIndex> {
         match self {
-            Slot::Node(i) | Slot::OldNode(i) => Some(i),
+            Slot::Node(i) | Slot::OldNode(i) | Slot::NewNode(i) => Some(i),
             _ => None,
         }
     }
@@ -182,6 +186,7 @@ impl Names {
             Slot::Migrate => format!("{c}-migrate"),
             Slot::Node(i) => format!("{c}-app-{i}"),
             Slot::OldNode(i) => format!("{c}-app-{i}-old"),
+            Slot::NewNode(i) => format!("{c}-app-{i}-new"),
         }
     }
 
@@ -201,10 +206,14 @@ impl Names {
             return Some(*s);
         }
         let node = rest.strip_prefix("app-")?;
-        let (digits, old) = match node.strip_suffix("-old") {
-            Some(d) => (d, true),
-            None => (node, false),
-        };
+        let (digits, make): (&str, fn(NodeIndex) -> Slot) =
+            if let Some(d) = node.strip_suffix("-old") {
+                (d, Slot::OldNode)
+            } else if let Some(d) = node.strip_suffix("-new") {
+                (d, Slot::NewNode)
+            } else {
+                (node, Slot::Node)
+            };
         if digits.is_empty()
             || digits.starts_with('0')
             || !digits.bytes().all(|b| b.is_ascii_digit())
@@ -212,7 +221,7 @@ impl Names {
             return None;
         }
         let i = NodeIndex::new(digits.parse().ok()?)?;
-        Some(if old { Slot::OldNode(i) } else { Slot::Node(i) })
+        Some(make(i))
     }
 }
 
@@ -231,10 +240,12 @@ mod tests {
             Slot::Migrate,
             Slot::Node(i),
             Slot::OldNode(i),
+            Slot::NewNode(i),
         ] {
             assert_eq!(n.parse(&n.of_slot(slot)), Some(slot), "{slot:?}");
         }
         assert_eq!(n.of_slot(Slot::OldNode(i)), "demo-app-12-old");
+        assert_eq!(n.of_slot(Slot::NewNode(i)), "demo-app-12-new");
     }
 
     #[test]
@@ -245,6 +256,8 @@ mod tests {
             "demo-app-01",
             "demo-app-",
             "demo-app-1-older",
+            "demo-app-1-new-old",
+            "demo-lb-new",
             "demo-app-x",
             "other-app-1",
             "demo-postgres-old",

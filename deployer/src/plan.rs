@@ -241,7 +241,7 @@ fn removal_reason(o: &ObservedUnit, goal: Goal) -> &'static str {
         return "destroy";
     }
     match o.slot {
-        Some(Slot::OldNode(_)) => "left over from an interrupted rollout",
+        Some(Slot::OldNode(_) | Slot::NewNode(_)) => "left over from an interrupted rollout",
         Some(Slot::Node(_)) => "scaled down",
         Some(Slot::Migrate) => "left over from an interrupted migration",
         Some(Slot::Redis) => "redis disabled",

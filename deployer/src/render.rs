@@ -10,7 +10,7 @@ use node_contract::Secret;
 
 use crate::config::Choice;
 use crate::config::ClusterSpec;
-use crate::model::{self, Images, Model, Unit};
+use crate::model::{self, Images, Model, Unit, Upstream};
 use crate::names::{self, Role, Slot};
 use crate::secrets;
 
@@ -120,17 +120,19 @@ impl Templates {
             })
     }
 
-    /// nginx.conf for the given upstream node host names (the applier renders
-    /// intermediate configs during a rollout; `render_all` the final one).
-    pub fn nginx(&self, spec: &ClusterSpec, nodes: &[String]) -> Result<String, RenderError> {
+    /// nginx.conf for the given upstream (the applier renders intermediate
+    /// configs while the cluster changes size; `render_all` the final one).
+    pub fn nginx(&self, spec: &ClusterSpec, upstream: &Upstream) -> Result<String, RenderError> {
         let b = &spec.balancer();
         self.render(
             "nginx.conf.j2",
             minijinja::context! {
                 cluster => spec.name().as_str(),
-                nodes => nodes,
+                upstream_names => &upstream.names,
+                resolver => upstream.resolver.to_string(),
+                valid => upstream.valid.as_secs().max(1),
                 strategy => b.strategy().as_str(),
-                app_port => spec.app().port(),
+                app_port => upstream.port,
                 listen_port => names::BALANCER_LISTEN_PORT,
                 max_fails => b.max_fails(),
                 fail_timeout => b.fail_timeout().as_secs(),
@@ -139,7 +141,8 @@ impl Templates {
                 read_timeout => b.read_timeout().as_secs(),
                 worker_connections => b.worker_connections(),
                 access_log => b.access_log().as_str(),
-                next_upstream_tries => nodes.len().clamp(1, 3),
+                // A name can stand for many nodes: the count is not known here.
+                next_upstream_tries => 3,
             },
         )
     }
@@ -235,7 +238,7 @@ impl Templates {
         spec: &ClusterSpec,
         secrets_dir: &str,
     ) -> Result<Vec<Rendered>, RenderError> {
-        let nginx = self.nginx(spec, &model::node_names(spec))?;
+        let nginx = self.nginx(spec, &model::upstream(spec))?;
         let model = model::model(spec, &Images::refs(spec), nginx.clone());
         Ok(vec![
             Rendered {
@@ -253,7 +256,7 @@ impl Templates {
 /// The compose service of a slot: `postgres`, `app-2`, `balancer`, …
 fn service_name(slot: Slot) -> String {
     match slot {
-        Slot::Node(i) | Slot::OldNode(i) => format!("app-{i}"),
+        Slot::Node(i) | Slot::OldNode(i) | Slot::NewNode(i) => format!("app-{i}"),
         Slot::Postgres => "postgres".into(),
         Slot::Redis => "redis".into(),
         Slot::Balancer => "balancer".into(),
@@ -387,7 +390,7 @@ mod tests {
             ("off", "access_log off;"),
         ] {
             let spec = crate::fixtures::spec(&format!("[balancer]\naccess_log = \"{value}\"\n"));
-            let conf = t.nginx(&spec, &model::node_names(&spec)).unwrap();
+            let conf = t.nginx(&spec, &model::upstream(&spec)).unwrap();
             let http_level: Vec<&str> = conf
                 .lines()
                 .filter(|l| l.starts_with("    access_log"))
@@ -401,7 +404,7 @@ mod tests {
     fn metrics_are_not_served_through_the_balancer() {
         let t = Templates::load(None).unwrap();
         let spec = crate::fixtures::spec("");
-        let conf = t.nginx(&spec, &model::node_names(&spec)).unwrap();
+        let conf = t.nginx(&spec, &model::upstream(&spec)).unwrap();
         let at = conf
             .find("location = /metrics {")
             .expect("a /metrics location");

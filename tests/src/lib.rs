@@ -12,6 +12,8 @@ use deployer::names::Names;
 use deployer::observed::Observed;
 use deployer::plan::{Goal, Plan};
 
+pub mod keepalive;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

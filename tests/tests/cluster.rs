@@ -371,7 +371,12 @@ fn an_apply_killed_midway_is_converged_by_the_next_one() {
     let plan = c.plan();
     assert!(plan.is_empty(), "{plan}");
     let names: Vec<String> = c.observe().units.into_iter().map(|o| o.name).collect();
-    assert!(!names.iter().any(|n| n.ends_with("-old")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with("-old") || n.ends_with("-new")),
+        "{names:?}"
+    );
     let seen: BTreeSet<String> = nodes_seen(&c, 8).into_iter().collect();
     assert_eq!(seen.len(), 2, "{seen:?}");
 }

@@ -29,7 +29,7 @@ fn model_and_extra() -> (Model, BTreeSet<String>) {
     assert!(!spec.app().env().is_empty(), "the example sets [app.env]");
     let conf = Templates::load(None)
         .unwrap()
-        .nginx(spec, &model::node_names(spec))
+        .nginx(spec, &model::upstream(spec))
         .unwrap();
     (
         model::model(spec, &Images::refs(spec), conf),

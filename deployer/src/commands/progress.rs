@@ -111,7 +111,7 @@ fn done(step: &Step, took: Duration) -> Option<String> {
         // The budget's figures came as a note.
         Step::CheckBudget => return None,
         Step::Migrate => format!("migrations: done ({secs:.1}s)"),
-        Step::Rename { from, to } => format!("{from} → {to} (it keeps serving)"),
+        Step::Rename { from, to } => format!("{from} → {to}"),
         Step::Reload { why, .. } => format!("nginx reloaded ({why})"),
         Step::Drain { duration } => format!("drained {}s", duration.as_secs_f64()),
         Step::Stop { names, .. } => format!("{}: stopped ({secs:.1}s)", list(names)),

@@ -1,5 +1,6 @@
 //! The single-engine target: one Docker engine, one container per unit, the
-//! balancer reloaded in place. Observes by label ([`observe`]), schedules plans
+//! balancer finding the nodes by their container names (Docker's embedded DNS) and
+//! reloaded in place only when the set of names changes. Observes by label ([`observe`]), schedules plans
 //! as steps ([`schedule`]), realises units as containers ([`realise`]) and
 //! carries out each step through bollard (this module).
 
@@ -9,7 +10,7 @@ use futures_util::future::try_join_all;
 
 use crate::config::ClusterSpec;
 use crate::events::{Event, Events};
-use crate::model::{Model, Unit};
+use crate::model::{Model, Unit, Upstream};
 use crate::names;
 use crate::observed::Observed;
 use crate::plan::Plan;
@@ -110,10 +111,16 @@ impl DockerTarget {
         self.secrets.as_ref().ok_or(DockerError::NoSecrets)
     }
 
-    /// The unit a step's container name stands for (the migration unit too).
+    /// The unit a step's container name stands for (the migration unit too; a
+    /// `<node>-new` container is its node's unit under a name nobody resolves yet).
     fn unit(&self, name: &str) -> Result<&Unit> {
+        let new_node = match self.model.names.parse(name) {
+            Some(names::Slot::NewNode(i)) => self.model.unit(names::Slot::Node(i)),
+            _ => None,
+        };
         self.model
             .get(name)
+            .or(new_node)
             .or((self.model.migrate.name == name).then_some(&self.model.migrate))
             .ok_or_else(|| DockerError::UnknownUnit { name: name.into() })
     }
@@ -143,7 +150,9 @@ impl DockerTarget {
         if upstream == self.model.upstream() {
             return Ok(self.model.nginx_conf.clone());
         }
-        Ok(self.templates.nginx(&self.spec, upstream)?)
+        Ok(self
+            .templates
+            .nginx(&self.spec, &Upstream::of(&self.spec, upstream.to_vec()))?)
     }
 
     /// Puts the config for `upstream` in the balancer, checks it with `nginx -t`

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::config::ClusterSpec;
-use crate::model::Model;
+use crate::model::{Model, RESOLVE_EVERY};
 use crate::names::{Role, Slot};
 use crate::plan::{Change, Plan};
 use crate::steps::Step;
@@ -64,6 +64,23 @@ impl Schedule<'_> {
             upstream,
             why: why.into(),
         });
+    }
+
+    /// The name a node passes its health gate under before it takes `name`.
+    fn new_name(&self, name: &str) -> String {
+        match self.model.names.parse(name) {
+            Some(Slot::Node(i)) => self.model.names.of_slot(Slot::NewNode(i)),
+            _ => format!("{name}-new"),
+        }
+    }
+
+    /// A node that left the balancer's DNS: its next answer (within
+    /// [`RESOLVE_EVERY`]), then the requests already sent to the node.
+    fn drain_by_dns(&mut self) {
+        let duration = self.policy.drain.max(2 * RESOLVE_EVERY);
+        if self.lb_live {
+            self.push(Step::Drain { duration });
+        }
     }
 
     fn drain(&mut self) {
@@ -191,12 +208,26 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
         Change::Start { name, role, .. } if is(Role::App)(role) => Some(name),
         _ => None,
     });
-    let new_nodes = !node_creates.is_empty() || !node_starts.is_empty();
-    let fresh: Vec<String> = node_creates.iter().chain(&node_starts).cloned().collect();
-    s.bring_up(node_creates, node_starts);
+    // A node started again keeps its name: the balancer's DNS finds it, no reload.
+    let new_nodes = !node_creates.is_empty();
+    if s.lb_live && new_nodes {
+        // The balancer finds nodes by name: a new node passes its health gate under
+        // `<node>-new`, where no one resolves it, and takes its own name once ready.
+        let news: Vec<String> = node_creates.iter().map(|n| s.new_name(n)).collect();
+        s.bring_up(news.clone(), Vec::new());
+        for (new, name) in news.iter().zip(&node_creates) {
+            s.push(Step::Rename {
+                from: new.clone(),
+                to: name.clone(),
+            });
+        }
+        s.bring_up(Vec::new(), node_starts);
+    } else {
+        s.bring_up(node_creates, node_starts);
+    }
 
     // Nodes on their way out: surplus nodes serve until they leave the upstream;
-    // `-old` leftovers of an interrupted rollout are already out of it.
+    // `-old` and `-new` leftovers of an interrupted rollout are already out of it.
     let surplus: Vec<(String, Option<Slot>)> = plan
         .changes
         .iter()
@@ -218,26 +249,9 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
     let canonical = model.upstream();
     let mut upstream = canonical.clone();
     upstream.extend(serving_surplus.iter().cloned());
-    let leftovers = surplus
-        .iter()
-        .any(|(_, slot)| !matches!(slot, Some(Slot::Node(_))));
-    if (new_nodes || leftovers) && s.lb_live {
-        // nginx resolves node names when it loads its config: every node it is
-        // about to resolve must be up (one left starting by an interrupted apply too).
-        let others: Vec<String> = canonical
-            .iter()
-            .filter(|n| !fresh.contains(n))
-            .cloned()
-            .collect();
-        if !others.is_empty() {
-            s.push(Step::WaitHealthy { names: others });
-        }
-        let why = if new_nodes {
-            "new nodes in the upstream"
-        } else {
-            "nodes re-resolved"
-        };
-        s.reload(upstream.clone(), why);
+    if new_nodes {
+        // The config names what the balancer resolves: a node added is a name added.
+        s.reload(upstream.clone(), "new nodes in the upstream");
     }
 
     // 6. Rolling replacement, max_surge nodes at a time.
@@ -268,45 +282,44 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
             s.reload(upstream.clone(), "replaced nodes back in the upstream");
             continue;
         }
-        // The old container steps aside under `-old` (nginx keeps its address), the
-        // new one takes the node's name and must pass its health gate; one reload
-        // moves traffic (the config text does not change); the old one drains, stops.
+        // The new container passes its health gate under `<node>-new`, where the
+        // balancer does not look; then the old one steps aside under `-old` and the
+        // new one takes the node's name: the balancer's next DNS answer (within
+        // RESOLVE_EVERY, no reload) sends new requests to it. The old one keeps its
+        // address while requests already sent to it finish, drains, stops.
+        let news: Vec<String> = names.iter().map(|n| s.new_name(n)).collect();
         let olds: Vec<String> = batch
             .iter()
             .map(|(_, old)| s.model.names.of_slot(*old))
             .collect();
-        for (name, old) in names.iter().zip(&olds) {
-            s.push(Step::Rename {
-                from: name.clone(),
-                to: old.clone(),
-            });
-        }
-        let mut undo = vec![Step::Remove {
-            names: names.clone(),
-        }];
-        for (name, old) in names.iter().zip(&olds) {
-            undo.push(Step::Rename {
-                from: old.clone(),
-                to: name.clone(),
-            });
-        }
         s.push(Step::Guarded {
             steps: vec![
                 Step::Create {
-                    names: names.clone(),
+                    names: news.clone(),
                 },
                 Step::WaitHealthy {
-                    names: names.clone(),
+                    names: news.clone(),
                 },
             ],
-            undo,
+            undo: vec![Step::Remove {
+                names: news.clone(),
+            }],
             why: format!(
                 "the new {} must pass its health gate; the old one keeps serving",
                 names.join(", ")
             ),
         });
-        s.reload(upstream.clone(), "traffic to the new nodes");
-        s.drain();
+        for ((name, old), new) in names.iter().zip(&olds).zip(&news) {
+            s.push(Step::Rename {
+                from: name.clone(),
+                to: old.clone(),
+            });
+            s.push(Step::Rename {
+                from: new.clone(),
+                to: name.clone(),
+            });
+        }
+        s.drain_by_dns();
         s.stop_remove(olds, policy.node_grace);
     }
 
@@ -413,31 +426,25 @@ mod tests {
         steps(before, after, |_| {}, Goal::Converge)
     }
 
-    /// The lines of one rolling batch with the -old rename and its health gate.
-    fn batch(nodes: &[u32], upstream: &str) -> Vec<String> {
+    /// The lines of one rolling batch: the health gate under `-new`, the renames
+    /// that move the node's name (and so the balancer's traffic), the drain.
+    fn batch(nodes: &[u32]) -> Vec<String> {
         let names: Vec<String> = nodes.iter().map(|i| format!("t-app-{i}")).collect();
+        let news: Vec<String> = names.iter().map(|n| format!("{n}-new")).collect();
         let olds: Vec<String> = names.iter().map(|n| format!("{n}-old")).collect();
-        let (n, o) = (names.join(", "), olds.join(", "));
-        let mut out: Vec<String> = names
-            .iter()
-            .zip(&olds)
-            .map(|(n, o)| format!("rename {n} → {o}"))
-            .collect();
-        out.extend([
+        let (n, w, o) = (names.join(", "), news.join(", "), olds.join(", "));
+        let mut out: Vec<String> = vec![
             format!("guarded (the new {n} must pass its health gate; the old one keeps serving):"),
-            format!("  create {n}"),
-            format!("  wait healthy {n}"),
+            format!("  create {w}"),
+            format!("  wait healthy {w}"),
             "on failure:".into(),
-            format!("  remove {n}"),
-        ]);
-        out.extend(
-            names
-                .iter()
-                .zip(&olds)
-                .map(|(n, o)| format!("  rename {o} → {n}")),
-        );
+            format!("  remove {w}"),
+        ];
+        for ((n, o), w) in names.iter().zip(&olds).zip(&news) {
+            out.push(format!("rename {n} → {o}"));
+            out.push(format!("rename {w} → {n}"));
+        }
         out.extend([
-            format!("reload nginx → [{upstream}] (traffic to the new nodes)"),
             "drain 2s".into(),
             format!("stop {o} (grace 20s)"),
             format!("remove {o}"),
@@ -468,18 +475,35 @@ mod tests {
     }
 
     #[test]
-    fn scale_up_gates_new_nodes_before_one_reload() {
+    fn scale_up_gates_new_nodes_under_another_name_before_one_reload() {
         assert_eq!(
             converge("", "[app]\nnodes = 5\n"),
             [
                 "wait healthy t-postgres",
                 "check the budget against the running database",
                 "migrate",
-                "create t-app-4, t-app-5",
-                "wait healthy t-app-4, t-app-5",
-                &format!("wait healthy {THREE}"),
+                "create t-app-4-new, t-app-5-new",
+                "wait healthy t-app-4-new, t-app-5-new",
+                "rename t-app-4-new → t-app-4",
+                "rename t-app-5-new → t-app-5",
                 "reload nginx → [t-app-1, t-app-2, t-app-3, t-app-4, t-app-5] (new nodes in the upstream)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_rollout_never_reloads_the_balancer() {
+        let got = converge("", "[app.env]\nFEATURE = \"on\"\n");
+        assert!(!got.iter().any(|l| l.starts_with("reload")), "{got:#?}");
+        // The drain covers the balancer's next DNS answer even when drain_seconds is shorter.
+        let got = converge(
+            "[rollout]\ndrain_seconds = 0\n",
+            "[rollout]\ndrain_seconds = 0\n[app.env]\nFEATURE = \"on\"\n",
+        );
+        assert_eq!(
+            got.iter().filter(|l| *l == "drain 2s").count(),
+            3,
+            "{got:#?}"
         );
     }
 
@@ -511,7 +535,7 @@ mod tests {
             let after = format!("[app.env]\nFEATURE = \"on\"\n[rollout]\nmax_surge = {surge}\n");
             let mut want: Vec<String> = head.iter().map(|s| s.to_string()).collect();
             for b in &batches {
-                want.extend(batch(b, THREE));
+                want.extend(batch(b));
             }
             assert_eq!(
                 converge(&format!("[rollout]\nmax_surge = {surge}\n"), &after),
@@ -556,22 +580,32 @@ mod tests {
     }
 
     #[test]
-    fn leftovers_of_an_interrupted_rollout_are_re_resolved_and_removed() {
+    fn leftovers_of_an_interrupted_rollout_are_removed_without_a_reload() {
+        // Neither an `-old` nor a `-new` container is a name the balancer resolves.
         let got = steps(
             "",
             "",
             |o| crate::fixtures::leave_old_node(o, 1),
             Goal::Converge,
         );
-        assert_eq!(
-            got,
-            [
-                &format!("wait healthy {THREE}"),
-                &format!("reload nginx → [{THREE}] (nodes re-resolved)"),
-                "stop t-app-1-old (grace 20s)",
-                "remove t-app-1-old",
-            ]
+        assert_eq!(got, ["stop t-app-1-old (grace 20s)", "remove t-app-1-old"]);
+        let got = steps(
+            "",
+            "",
+            |o| {
+                let mut new = o
+                    .units
+                    .iter()
+                    .find(|u| u.name == "t-app-2")
+                    .unwrap()
+                    .clone();
+                new.name = "t-app-2-new".into();
+                new.slot = Some(Slot::NewNode(crate::names::NodeIndex::new(2).unwrap()));
+                o.units.push(new);
+            },
+            Goal::Converge,
         );
+        assert_eq!(got, ["stop t-app-2-new (grace 20s)", "remove t-app-2-new"]);
     }
 
     #[test]
