@@ -188,9 +188,11 @@ for i in 1 2 3 4 5; do
 done
 ref_lb() { # n: the reference balancer with the generated nginx.conf, upstream pointed at n bare nodes
     # The bare thing: the same upstream and proxy settings, but no access log at all (a
-    # reference carrying the product's logging would hide that logging's cost).
+    # reference carrying the product's logging would hide that logging's cost), and node names
+    # resolved once at load, as a hand-written config does (no `resolve`, no shared-memory zone).
     sed -e "s/server $NAME-app-\([0-9]*\):4000/server $REF-bare-\1:4000/" \
         -e "s/^\( *\)access_log [^;]*;/\1access_log off;/" \
+        -e "s/ resolve / /" -e "/^ *zone app_nodes /d" -e "/^ *resolver/d" \
         "$WORK/generated/nginx.conf" >"$WORK/ref-nginx.conf"
     grep -q '^ *access_log /dev/stdout' "$WORK/ref-nginx.conf" \
         && { echo "error: the reference nginx.conf still logs requests" >&2; exit 1; }

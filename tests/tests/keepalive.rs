@@ -128,6 +128,7 @@ fn keep_alive_clients_lose_nothing_across_a_rollout_and_scale_changes() {
 
     let tally = load.finish();
     let (get, post) = (&tally[0], &tally[1]);
+    eprintln!("keep-alive GETs: {get:?}\nkeep-alive POSTs: {post:?}");
     assert_eq!(
         (get.failed, post.failed),
         (0, 0),
