@@ -7,10 +7,11 @@
 # For each ref:
 #   1. `docker image inspect REF` succeeds      -> "REF: present", nothing else is done;
 #   2. `timeout 20 docker pull REF` succeeds    -> the official image (the real-user path);
-#   3. otherwise build a compatible image locally from Debian bookworm packages and tag it REF.
-# The kind of image is chosen from the repository part of the ref (debian, postgres, nginx, redis).
-# The debian base is made with debootstrap + `docker import`; the others are built
-# FROM debian:bookworm-slim with scripts/images/<kind>/Dockerfile (the base is made first if missing).
+#   3. otherwise build a compatible image locally from Debian packages and tag it REF.
+# The kind of image is chosen from the repository part of the ref (debian, postgres, nginx, redis,
+# pgbouncer). The debian bases (bookworm, and trixie for PgBouncer 1.24) are made with debootstrap +
+# `docker import`; the others are built with scripts/images/<kind>/Dockerfile FROM the base its
+# FROM line names (made first if missing): debian:bookworm-slim, or debian:trixie-slim.
 #
 # Environment (all optional):
 #   DEBIAN_MIRROR           mirror for debootstrap and apt in the images (default http://deb.debian.org/debian)
@@ -26,7 +27,7 @@ DEFAULT_REFS=("$BASE_REF" "postgres:15-bookworm" "nginx:1.22" "redis:7.0-bookwor
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 PULL_TIMEOUT=20
-LABEL="org.opencontainers.image.description=built locally from Debian bookworm packages by scripts/build-images.sh"
+label() { printf 'org.opencontainers.image.description=built locally from Debian %s packages by scripts/build-images.sh' "$1"; }
 
 log() { printf '[build-images] %s\n' "$*"; }
 die() { printf '[build-images] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -118,8 +119,8 @@ kind_for_ref() {
     local kind="$REF_REPO" ok=0 want=""
     case "$kind" in
         debian)
-            want="debian:bookworm-slim (also bookworm, 12, 12-slim, 12.N[-slim])"
-            [[ "$REF_TAG" =~ ^(bookworm|12(\.[0-9]+)?)(-slim)?$ ]] && ok=1 ;;
+            want="debian:bookworm-slim or debian:trixie-slim (also bookworm, 12, 12-slim, 12.N[-slim], trixie, 13…)"
+            [[ "$REF_TAG" =~ ^(bookworm|12(\.[0-9]+)?|trixie|13(\.[0-9]+)?)(-slim)?$ ]] && ok=1 ;;
         postgres)
             want="postgres:15-bookworm (also 15, 15.N, 15.N-bookworm)"
             [[ "$REF_TAG" =~ ^15(\.[0-9]+)?(-bookworm)?$ ]] && ok=1 ;;
@@ -129,23 +130,29 @@ kind_for_ref() {
         redis)
             want="redis:7.0-bookworm (also 7.0, 7.0.N, 7.0.N-bookworm)"
             [[ "$REF_TAG" =~ ^7\.0(\.[0-9]+)?(-bookworm)?$ ]] && ok=1 ;;
+        pgbouncer)
+            # edoburu/pgbouncer tags: v1.24.1-p1; Debian trixie ships PgBouncer 1.24.1.
+            want="edoburu/pgbouncer:v1.24.1-p1 (also pgbouncer:1.24, 1.24.N, v1.24.N[-pN])"
+            [[ "$REF_TAG" =~ ^v?1\.24(\.[0-9]+)?(-p[0-9]+)?$ ]] && ok=1 ;;
         *)
-            die "$ref: cannot build '$REF_REPO' images locally; this script knows debian, postgres, nginx and redis" ;;
+            die "$ref: cannot build '$REF_REPO' images locally; this script knows debian, postgres, nginx, redis and pgbouncer" ;;
     esac
-    [[ "$ok" == 1 ]] || die "$ref: the local build makes the version Debian bookworm ships; tag '$REF_TAG' does not match it (use $want)"
+    [[ "$ok" == 1 ]] || die "$ref: the local build makes the version Debian ships; tag '$REF_TAG' does not match it (use $want)"
     [[ -f "$IMAGES_DIR/$kind/Dockerfile" || "$kind" == debian ]] || die "missing $IMAGES_DIR/$kind/Dockerfile"
     printf '%s' "$kind"
 }
 
 # ---------------------------------------------------------------- builders
 build_debian() {
-    local ref="$1" t rootfs
+    local ref="$1" t rootfs suite=bookworm
+    parse_ref "$ref"
+    [[ "$REF_TAG" =~ ^(trixie|13) ]] && suite=trixie
     ensure_host_tool debootstrap debootstrap
-    rootfs="$(workdir)/rootfs"
+    rootfs="$(workdir)/rootfs-$suite"
     t="$(now)"
-    log "$ref: debootstrap --variant=minbase bookworm $DEBIAN_MIRROR"
-    run_logged "$(workdir)/debootstrap.log" \
-        debootstrap --variant=minbase bookworm "$rootfs" "$DEBIAN_MIRROR"
+    log "$ref: debootstrap --variant=minbase $suite $DEBIAN_MIRROR"
+    run_logged "$(workdir)/debootstrap-$suite.log" \
+        debootstrap --variant=minbase "$suite" "$rootfs" "$DEBIAN_MIRROR"
     log "$ref: debootstrap done in $(since "$t")"
 
     # Configure apt and dpkg like the official slim image (debuerreotype's minimizing config).
@@ -154,13 +161,13 @@ build_debian() {
     cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
 URIs: $DEBIAN_MIRROR
-Suites: bookworm bookworm-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: $DEBIAN_SECURITY_MIRROR
-Suites: bookworm-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
@@ -190,20 +197,22 @@ EOF
     tar --numeric-owner -C "$rootfs" -c . | docker import \
         --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change "LABEL ${LABEL%%=*}=\"${LABEL#*=}\"" \
-        --message "debootstrap --variant=minbase bookworm (scripts/build-images.sh)" \
+        --change "LABEL $(label "$suite" | sed 's/=/="/')\"" \
+        --message "debootstrap --variant=minbase $suite (scripts/build-images.sh)" \
         - "$ref" >/dev/null
     log "$ref: imported in $(since "$t")"
     rm -rf --one-file-system "$rootfs"
 }
 
 build_service() {
-    local ref="$1" kind="$2" t
-    ensure_image "$BASE_REF"
+    local ref="$1" kind="$2" t base
+    base="$(awk '$1 == "FROM" { print $2; exit }' "$IMAGES_DIR/$kind/Dockerfile")"
+    [[ -n "$base" ]] || die "$IMAGES_DIR/$kind/Dockerfile has no FROM line"
+    ensure_image "$base"
     t="$(now)"
-    log "$ref: docker build scripts/images/$kind (FROM $BASE_REF)"
+    log "$ref: docker build scripts/images/$kind (FROM $base)"
     run_logged "$(workdir)/build-$kind.log" \
-        docker build --label "$LABEL" -t "$ref" "$IMAGES_DIR/$kind"
+        docker build --label "$(label "$(sed -E "s/^debian:([a-z]+).*/\1/" <<<"$base")")" -t "$ref" "$IMAGES_DIR/$kind"
     log "$ref: docker build done in $(since "$t")"
 }
 

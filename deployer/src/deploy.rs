@@ -147,7 +147,10 @@ impl Deployment {
 
     /// The cluster's secrets, created once.
     pub fn secrets(&self) -> Result<Secrets> {
-        Ok(secrets::ensure(&secrets::dir_for(&self.file))?)
+        Ok(secrets::ensure(
+            &secrets::dir_for(&self.file),
+            self.spec().database().user().as_str(),
+        )?)
     }
 
     fn target(&self, model: Model, secrets: Option<Secrets>) -> DockerTarget {
@@ -186,6 +189,10 @@ impl Deployment {
             app: id(&refs.app).await?,
             postgres: id(&refs.postgres).await?,
             redis: match &refs.redis {
+                Some(r) => Some(id(r).await?),
+                None => None,
+            },
+            pooler: match &refs.pooler {
                 Some(r) => Some(id(r).await?),
                 None => None,
             },
@@ -321,6 +328,7 @@ pub struct Generated {
     pub out: PathBuf,
     pub files: Vec<Rendered>,
     secrets_dir: PathBuf,
+    db_user: String,
 }
 
 impl Generated {
@@ -339,6 +347,7 @@ impl Generated {
             out,
             files,
             secrets_dir,
+            db_user: spec.database().user().to_string(),
         })
     }
 
@@ -350,7 +359,7 @@ impl Generated {
     /// Creates the secrets the compose file refers to, then writes the files
     /// that changed; returns their names.
     pub fn write(&self) -> Result<Vec<&'static str>> {
-        secrets::ensure(&self.secrets_dir)?;
+        secrets::ensure(&self.secrets_dir, &self.db_user)?;
         let changed = self.drift().iter().map(|d| d.name).collect();
         render::write_all(&self.out, &self.files)?;
         Ok(changed)

@@ -22,6 +22,10 @@ pub const BALANCER_LISTEN_PORT: u16 = 8080;
 pub const NGINX_USER: (u32, u32) = (101, 101);
 pub const POSTGRES_USER: (u32, u32) = (999, 999);
 pub const REDIS_USER: (u32, u32) = (999, 999);
+/// PgBouncer's image user (uid/gid 70, as in edoburu/pgbouncer and the local build).
+pub const POOLER_USER: (u32, u32) = (70, 70);
+/// The port PgBouncer listens on inside the cluster network (the image's default).
+pub const POOLER_PORT: u16 = 5432;
 
 /// What a container (or service) of the cluster is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -29,15 +33,17 @@ pub const REDIS_USER: (u32, u32) = (999, 999);
 pub enum Role {
     Postgres,
     Redis,
+    Pooler,
     App,
     Balancer,
     Migrate,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Postgres,
         Role::Redis,
+        Role::Pooler,
         Role::App,
         Role::Balancer,
         Role::Migrate,
@@ -47,6 +53,7 @@ impl Role {
         match self {
             Role::Postgres => "postgres",
             Role::Redis => "redis",
+            Role::Pooler => "pooler",
             Role::App => "app",
             Role::Balancer => "balancer",
             Role::Migrate => "migrate",
@@ -98,6 +105,8 @@ impl fmt::Display for NodeIndex {
 pub enum Slot {
     Postgres,
     Redis,
+    /// PgBouncer, between the nodes and PostgreSQL.
+    Pooler,
     /// An app node under its own name.
     Node(NodeIndex),
     /// The old container of a node being replaced: it steps aside under
@@ -114,6 +123,7 @@ impl Slot {
         match self {
             Slot::Postgres => Role::Postgres,
             Slot::Redis => Role::Redis,
+            Slot::Pooler => Role::Pooler,
             Slot::Node(_) | Slot::OldNode(_) => Role::App,
             Slot::Balancer => Role::Balancer,
             Slot::Migrate => Role::Migrate,
@@ -161,6 +171,9 @@ impl Names {
     pub fn redis(&self) -> String {
         self.of_slot(Slot::Redis)
     }
+    pub fn pooler(&self) -> String {
+        self.of_slot(Slot::Pooler)
+    }
     pub fn balancer(&self) -> String {
         self.of_slot(Slot::Balancer)
     }
@@ -178,6 +191,7 @@ impl Names {
         match slot {
             Slot::Postgres => format!("{c}-postgres"),
             Slot::Redis => format!("{c}-redis"),
+            Slot::Pooler => format!("{c}-pooler"),
             Slot::Balancer => format!("{c}-lb"),
             Slot::Migrate => format!("{c}-migrate"),
             Slot::Node(i) => format!("{c}-app-{i}"),
@@ -194,6 +208,7 @@ impl Names {
         let fixed = [
             ("postgres", Slot::Postgres),
             ("redis", Slot::Redis),
+            ("pooler", Slot::Pooler),
             ("lb", Slot::Balancer),
             ("migrate", Slot::Migrate),
         ];
@@ -227,6 +242,7 @@ mod tests {
         for slot in [
             Slot::Postgres,
             Slot::Redis,
+            Slot::Pooler,
             Slot::Balancer,
             Slot::Migrate,
             Slot::Node(i),

@@ -159,6 +159,32 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
     let postgres_waited = created.contains(&postgres) || started.contains(&postgres);
     s.bring_up(created, started);
 
+    // 2b. The pooler, once PostgreSQL is up, health-gated before any node uses it.
+    // A replaced pooler is stop-first: nodes' pooled queries fail until it is back.
+    let pooler = |r: &Role| *r == Role::Pooler;
+    let pooler_replaced = names_where(plan, |c| match c {
+        Change::Replace { name, role, .. } if pooler(role) => Some(name),
+        _ => None,
+    });
+    s.stop_remove(pooler_replaced.clone(), policy.service_grace);
+    let mut pooler_created = names_where(plan, |c| match c {
+        Change::Create { name, role } if pooler(role) => Some(name),
+        _ => None,
+    });
+    pooler_created.extend(pooler_replaced);
+    let pooler_started = names_where(plan, |c| match c {
+        Change::Start { name, role, .. } if pooler(role) => Some(name),
+        _ => None,
+    });
+    if (!pooler_created.is_empty() || !pooler_started.is_empty()) && !postgres_waited {
+        s.push(Step::WaitHealthy {
+            names: vec![postgres.clone()],
+        });
+    }
+    let postgres_waited =
+        postgres_waited || !pooler_created.is_empty() || !pooler_started.is_empty();
+    s.bring_up(pooler_created, pooler_started);
+
     // 3. Before nodes change: the database answers, the budget fits the live server.
     if plan.touches_nodes() {
         if !postgres_waited {
@@ -324,8 +350,9 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
         s.stop_remove(all, policy.node_grace);
     }
 
-    // 8. Other services the spec no longer calls for (Redis turned off; destroy).
-    for role in [Role::Redis, Role::Postgres] {
+    // 8. Other services the spec no longer calls for (the pooler or Redis turned
+    // off, once no node uses it any more; destroy).
+    for role in [Role::Pooler, Role::Redis, Role::Postgres] {
         let gone = names_where(plan, |c| match c {
             Change::Remove { name, role: r, .. } if *r == role => Some(name),
             _ => None,
@@ -465,6 +492,63 @@ mod tests {
                 "wait healthy t-lb",
             ]
         );
+    }
+
+    const POOLED: &str = "[database]\npooler = \"pgbouncer\"\n";
+
+    #[test]
+    fn the_pooler_comes_after_postgres_and_before_the_nodes() {
+        let got = steps("", POOLED, |o| *o = Observed::default(), Goal::Converge);
+        assert_eq!(
+            got,
+            [
+                "create network t-net",
+                "create volume t-pgdata",
+                "create t-postgres",
+                "wait healthy t-postgres",
+                "create t-pooler",
+                "wait healthy t-pooler",
+                "check the budget against the running database",
+                "migrate",
+                &format!("create {THREE}"),
+                &format!("wait healthy {THREE}"),
+                "create t-lb",
+                "wait healthy t-lb",
+            ]
+        );
+    }
+
+    #[test]
+    fn turning_the_pooler_on_starts_it_then_rolls_the_nodes() {
+        let mut want: Vec<String> = [
+            "wait healthy t-postgres",
+            "create t-pooler",
+            "wait healthy t-pooler",
+            "check the budget against the running database",
+            "migrate",
+        ]
+        .map(String::from)
+        .to_vec();
+        for i in 1..=3 {
+            want.extend(batch(&[i], THREE));
+        }
+        assert_eq!(converge("", POOLED), want);
+    }
+
+    #[test]
+    fn turning_the_pooler_off_rolls_the_nodes_then_removes_it() {
+        let mut want: Vec<String> = [
+            "wait healthy t-postgres",
+            "check the budget against the running database",
+            "migrate",
+        ]
+        .map(String::from)
+        .to_vec();
+        for i in 1..=3 {
+            want.extend(batch(&[i], THREE));
+        }
+        want.extend(["stop t-pooler (grace 10s)".into(), "remove t-pooler".into()]);
+        assert_eq!(converge(POOLED, ""), want);
     }
 
     #[test]

@@ -72,11 +72,13 @@ mod tests {
             extra_per_node: 1,
             per_node,
             reserve: 3,
+            server_pool: 0,
             steady: 2 * per_node + 3,
             peak: 3 * per_node + 3,
             max_connections: limit + 3,
             superuser_reserved: 3,
             limit,
+            clients: None,
         }
     }
 
