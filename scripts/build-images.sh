@@ -3,6 +3,7 @@
 #
 # Usage: scripts/build-images.sh [IMAGE_REF...]
 #   default refs: debian:bookworm-slim postgres:15-bookworm nginx:1.22 redis:7.0-bookworm
+#                 edoburu/pgbouncer:v1.24.1-p1 (the pooler; the app tests run PgBouncer from it too)
 #
 # For each ref:
 #   1. `docker image inspect REF` succeeds      -> "REF: present", nothing else is done;
@@ -23,7 +24,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 IMAGES_DIR="$SCRIPT_DIR/images"
 BASE_REF="debian:bookworm-slim"
-DEFAULT_REFS=("$BASE_REF" "postgres:15-bookworm" "nginx:1.22" "redis:7.0-bookworm")
+DEFAULT_REFS=("$BASE_REF" "postgres:15-bookworm" "nginx:1.22" "redis:7.0-bookworm" "edoburu/pgbouncer:v1.24.1-p1")
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 PULL_TIMEOUT=20
