@@ -289,6 +289,12 @@ impl Deployment {
 pub enum ConnectionsError {
     #[error("postgres is not running")]
     NotRunning,
+    #[error("the pooler is not running")]
+    PoolerNotRunning,
+    #[error("querying the pooler's admin console")]
+    Console(#[source] EngineError),
+    #[error("reading SHOW POOLS: {0}")]
+    Pools(String),
     #[error("cannot read the database password")]
     Password(#[source] std::io::Error),
     #[error("querying pg_stat_activity")]
@@ -296,6 +302,28 @@ pub enum ConnectionsError {
 }
 
 impl Deployment {
+    /// The pooler's pools (`SHOW POOLS`), read on its admin console inside its
+    /// container; `None` without a pooler.
+    pub async fn pooler_pools(
+        &self,
+        observed: &Observed,
+    ) -> std::result::Result<Option<Vec<crate::pooler::PoolStats>>, ConnectionsError> {
+        if self.loaded.spec.database().pooler().is_none() {
+            return Ok(None);
+        }
+        observed
+            .get(&self.names.pooler())
+            .filter(|c| c.running)
+            .ok_or(ConnectionsError::PoolerNotRunning)?;
+        let probes = self.probes()?;
+        let rows = crate::target::Probes::pooler_console(&probes, "SHOW POOLS")
+            .await
+            .map_err(ConnectionsError::Console)?;
+        crate::pooler::PoolStats::parse(&rows)
+            .map(Some)
+            .map_err(ConnectionsError::Pools)
+    }
+
     /// Connections per `application_name` (every client), read inside the
     /// PostgreSQL container: the database is never published.
     pub async fn connections(

@@ -251,6 +251,10 @@ impl Choice for PoolerKind {
     ];
 }
 
+/// The PgBouncer image a real user pulls: PgBouncer 1.24.1 (Debian trixie's version,
+/// which `scripts/build-images.sh` builds locally under this ref when no registry answers).
+pub const POOLER_IMAGE: &str = "edoburu/pgbouncer:v1.24.1-p1";
+
 /// PgBouncer in front of PostgreSQL, in transaction mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PoolerSpec {

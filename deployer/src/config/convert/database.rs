@@ -5,9 +5,7 @@ use crate::config::diagnostic::Diagnostic;
 use crate::config::raw::RawDatabase;
 use crate::config::spec::{DatabaseSpec, ImageRef, PoolerKind, PoolerSpec};
 
-/// The PgBouncer image a real user pulls: PgBouncer 1.24.1 (Debian trixie's version,
-/// which `scripts/build-images.sh` builds locally under this ref when no registry answers).
-pub(in crate::config) const POOLER_IMAGE: &str = "edoburu/pgbouncer:v1.24.1-p1";
+use crate::config::spec::POOLER_IMAGE;
 
 /// The section's values; an invalid one is reported and replaced by its default.
 pub(super) fn convert(c: &mut Checker, d: &RawDatabase) -> DatabaseSpec {
