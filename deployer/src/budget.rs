@@ -71,28 +71,40 @@ pub struct ClientSide {
 }
 
 impl ClientSide {
-    pub fn fits(&self) -> bool {
-        self.peak <= self.limit
-    }
-
-    pub fn over_by(&self) -> u32 {
-        self.peak.saturating_sub(self.limit)
-    }
-
-    pub fn headroom(&self) -> i64 {
-        self.limit as i64 - self.peak as i64
-    }
-
-    pub fn headroom_percent(&self) -> f64 {
-        percent(self.headroom(), self.limit)
+    pub fn fit(&self) -> Fit {
+        Fit {
+            peak: self.peak,
+            limit: self.limit,
+        }
     }
 }
 
-fn percent(headroom: i64, limit: u32) -> f64 {
-    if limit == 0 {
-        return 0.0;
+/// One side of the budget: a peak against its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fit {
+    pub peak: u32,
+    pub limit: u32,
+}
+
+impl Fit {
+    pub fn fits(self) -> bool {
+        self.peak <= self.limit
     }
-    headroom as f64 * 100.0 / limit as f64
+
+    pub fn over_by(self) -> u32 {
+        self.peak.saturating_sub(self.limit)
+    }
+
+    pub fn headroom(self) -> i64 {
+        self.limit as i64 - self.peak as i64
+    }
+
+    pub fn headroom_percent(self) -> f64 {
+        if self.limit == 0 {
+            return 0.0;
+        }
+        self.headroom() as f64 * 100.0 / self.limit as f64
+    }
 }
 
 /// The server side is what PostgreSQL sees: without a pooler, every node's pool
@@ -160,26 +172,34 @@ impl Budget {
         self.clients.is_some()
     }
 
+    /// The server side: what PostgreSQL sees at peak against its limit.
+    pub fn server(&self) -> Fit {
+        Fit {
+            peak: self.peak,
+            limit: self.limit,
+        }
+    }
+
     /// Both sides fit.
     pub fn fits(&self) -> bool {
-        self.server_fits() && self.clients.as_ref().is_none_or(ClientSide::fits)
+        self.server_fits() && self.clients.as_ref().is_none_or(|c| c.fit().fits())
     }
 
     /// The server side (PostgreSQL) fits.
     pub fn server_fits(&self) -> bool {
-        self.peak <= self.limit
+        self.server().fits()
     }
 
     pub fn over_by(&self) -> u32 {
-        self.peak.saturating_sub(self.limit)
+        self.server().over_by()
     }
 
     pub fn headroom(&self) -> i64 {
-        self.limit as i64 - self.peak as i64
+        self.server().headroom()
     }
 
     pub fn headroom_percent(&self) -> f64 {
-        percent(self.headroom(), self.limit)
+        self.server().headroom_percent()
     }
 
     /// The largest pool_size for which the peak fits, if any pool of at least 1 does:
@@ -383,8 +403,8 @@ fn client_rows(c: &ClientSide, b: &Budget) -> Vec<Row> {
         ),
         (
             "headroom".into(),
-            format!("{:.1}% of the limit", c.headroom_percent()),
-            c.headroom().to_string(),
+            format!("{:.1}% of the limit", c.fit().headroom_percent()),
+            c.fit().headroom().to_string(),
         ),
     ]
 }
@@ -460,7 +480,7 @@ mod tests {
         assert_eq!(b.limit, 97);
         let c = b.clients.as_ref().unwrap();
         assert_eq!((c.steady, c.peak, c.limit), (203, 213, 1000));
-        assert!(b.server_fits() && c.fits() && b.fits());
+        assert!(b.server_fits() && c.fit().fits() && b.fits());
         assert_eq!(
             b.formula(),
             "peak = pooler_pool_size 20 + (nodes 20 + max_surge 1) × 1 listener + reserve 3 = 44"
@@ -478,7 +498,7 @@ mod tests {
         assert_eq!(b.peak, 104);
         assert_eq!(b.over_by(), 7);
         assert!(!b.fits());
-        assert!(b.clients.as_ref().unwrap().fits());
+        assert!(b.clients.as_ref().unwrap().fit().fits());
         assert_eq!(b.largest_server_pool_that_fits(), Some(73));
         assert_eq!(b.max_connections_needed(), 107);
         assert!(pooled(20, 10, 100, 73, 1000).fits());
@@ -496,7 +516,7 @@ mod tests {
         let b = pooled(20, 10, 100, 20, 200);
         assert!(b.server_fits());
         let c = b.clients.as_ref().unwrap();
-        assert_eq!(c.over_by(), 13);
+        assert_eq!(c.fit().over_by(), 13);
         assert!(!b.fits());
         // (200 − 3) / 21 = 9: 21 × 9 + 3 = 192 ≤ 200.
         assert_eq!(b.largest_pool_that_fits(), Some(9));

@@ -325,21 +325,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         ],
         secrets: vec![SecretFile::DatabasePassword],
         publish: None,
-        health: Some(Health::service(
-            spec,
-            [
-                "CMD",
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                db.user().as_str(),
-                "-d",
-                db.name().as_str(),
-            ]
-            .map(String::from)
-            .to_vec(),
-        )),
+        health: Some(Health::service(spec, pg_isready(spec, None))),
         stop_signal: "SIGINT",
         stop_grace: Duration::from_secs(10),
         restart: true,
@@ -436,6 +422,25 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
     }
 }
 
+/// The health check of a unit that speaks PostgreSQL's protocol on 127.0.0.1 (at
+/// `port`, else the default): `pg_isready` as the cluster's user, for its database.
+fn pg_isready(spec: &ClusterSpec, port: Option<u16>) -> Vec<String> {
+    let db = spec.database();
+    let mut test: Vec<String> = ["CMD", "pg_isready", "-h", "127.0.0.1"]
+        .map(String::from)
+        .to_vec();
+    if let Some(port) = port {
+        test.extend(["-p".to_string(), port.to_string()]);
+    }
+    test.extend([
+        "-U".to_string(),
+        db.user().to_string(),
+        "-d".to_string(),
+        db.name().to_string(),
+    ]);
+    test
+}
+
 /// PgBouncer's `max_prepared_statements`: protocol-level prepared statements it
 /// keeps per server connection. sqlx prepares every query (and caches up to 100
 /// per connection), so this must be on; PgBouncer re-prepares them on whichever
@@ -494,20 +499,7 @@ fn pooler_unit(spec: &ClusterSpec, pooler: &PoolerSpec, image: &str) -> Unit {
         publish: None,
         health: Some(Health::service(
             spec,
-            [
-                "CMD",
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &names::POOLER_PORT.to_string(),
-                "-U",
-                db.user().as_str(),
-                "-d",
-                db.name().as_str(),
-            ]
-            .map(String::from)
-            .to_vec(),
+            pg_isready(spec, Some(names::POOLER_PORT)),
         )),
         // PgBouncer's safe shutdown: no new clients, exit once server connections are released.
         stop_signal: "SIGINT",

@@ -245,6 +245,7 @@ fn removal_reason(o: &ObservedUnit, goal: Goal) -> &'static str {
         Some(Slot::Node(_)) => "scaled down",
         Some(Slot::Migrate) => "left over from an interrupted migration",
         Some(Slot::Redis) => "redis disabled",
+        Some(Slot::Pooler) => "pooler turned off",
         None => "not a name the deployer gives",
         _ => "no longer in cluster.toml",
     }

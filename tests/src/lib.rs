@@ -354,6 +354,19 @@ impl Load {
         }
     }
 
+    /// Stops the loop and asserts that at least `min_ok` requests succeeded and none
+    /// failed `during` what it measured ("the rollout").
+    pub fn assert_none_failed(self, min_ok: usize, during: &str) {
+        let (ok, failed, errors) = self.finish();
+        assert!(ok >= min_ok, "the load loop ran only {ok} requests");
+        assert_eq!(
+            failed,
+            0,
+            "{failed} of {} requests failed during {during}: {errors:?}",
+            ok + failed
+        );
+    }
+
     /// Stops the loop; (succeeded, failed, first errors).
     pub fn finish(mut self) -> (usize, usize, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);

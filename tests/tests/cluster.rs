@@ -190,14 +190,7 @@ fn scaling_touches_only_the_affected_nodes_and_rollouts_lose_no_request() {
     );
     c.apply().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let (ok, failed, errors) = load.finish();
-    assert!(ok > 100, "the load loop ran only {ok} requests");
-    assert_eq!(
-        failed,
-        0,
-        "{failed} of {} requests failed during the rollout: {errors:?}",
-        ok + failed
-    );
+    load.assert_none_failed(101, "the rollout");
     let after = c.container_ids();
     for i in 1..=2 {
         let name = format!("{}-app-{i}", c.name);

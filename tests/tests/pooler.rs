@@ -224,15 +224,8 @@ fn turning_the_pooler_on_and_off_under_load_fails_no_request() {
         );
         c.apply().unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        let (ok, failed, errors) = load.finish();
-        assert!(ok > 100, "the load loop ran only {ok} requests");
-        assert_eq!(
-            failed,
-            0,
-            "{failed} of {} requests failed turning the pooler {}: {errors:?}",
-            ok + failed,
-            if want_pooler { "on" } else { "off" }
-        );
+        let turning = if want_pooler { "on" } else { "off" };
+        load.assert_none_failed(101, &format!("turning the pooler {turning}"));
         let pooler_exists = c
             .observe()
             .units

@@ -183,7 +183,7 @@ fn check_budget(spec: &ClusterSpec, at: BudgetSpans) -> Result<Vec<Diagnostic>, 
         .with_hint(hint);
         return Err(d);
     }
-    if let Some(c) = budget.clients.as_ref().filter(|c| !c.fits()) {
+    if let Some(c) = budget.clients.as_ref().filter(|c| !c.fit().fits()) {
         let mut hints = Vec::new();
         if let Some(p) = budget.largest_pool_that_fits() {
             hints.push(format!("lower pool_size to {p}"));
@@ -194,7 +194,7 @@ fn check_budget(spec: &ClusterSpec, at: BudgetSpans) -> Result<Vec<Diagnostic>, 
                 "the pooler's client side does not fit: at peak the nodes open {} connections to PgBouncer, but it accepts {} (pooler_max_client_conn); over by {}",
                 c.peak,
                 c.limit,
-                c.over_by()
+                c.fit().over_by()
             ),
             at.clients,
         )
@@ -227,14 +227,14 @@ fn check_budget(spec: &ClusterSpec, at: BudgetSpans) -> Result<Vec<Diagnostic>, 
     if let Some(c) = budget
         .clients
         .as_ref()
-        .filter(|c| c.headroom_percent() < 10.0)
+        .filter(|c| c.fit().headroom_percent() < 10.0)
     {
         warnings.push(
             Diagnostic::warning(
                 format!(
                     "only {} client connections ({:.1}%) of the pooler's headroom are left at peak ({} of {})",
-                    c.headroom(),
-                    c.headroom_percent(),
+                    c.fit().headroom(),
+                    c.fit().headroom_percent(),
                     c.peak,
                     c.limit
                 ),
@@ -570,6 +570,25 @@ mod tests {
                   clients at peak = (nodes 20 + max_surge 1) × pool_size 10 + reserve 3 = 213"
             )
         );
+    }
+
+    #[test]
+    fn little_client_headroom_warns() {
+        // 213 of 220 clients at peak: 3.2% left.
+        let l = check(&format!(
+            "{TWENTY_NODES}pooler = \"pgbouncer\"\npooler_max_client_conn = 220\n"
+        ))
+        .unwrap();
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert_eq!(
+            l.warnings[0].message,
+            "only 7 client connections (3.2%) of the pooler's headroom are left at peak (213 of 220)"
+        );
+        assert!(l.warnings[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .ends_with("consider pooler_max_client_conn = 237"));
     }
 
     #[test]

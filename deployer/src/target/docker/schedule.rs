@@ -99,6 +99,28 @@ impl Schedule<'_> {
             self.push(Step::WaitHealthy { names: wait });
         }
     }
+
+    /// The service units of `which` roles: replaced ones stop first, then the new,
+    /// replaced and stopped ones come up together, health-gated. Returns their names.
+    fn services(&mut self, plan: &Plan, which: impl Fn(&Role) -> bool) -> Vec<String> {
+        let replaced = names_where(plan, |c| match c {
+            Change::Replace { name, role, .. } if which(role) => Some(name),
+            _ => None,
+        });
+        self.stop_remove(replaced.clone(), self.policy.service_grace);
+        let mut created = names_where(plan, |c| match c {
+            Change::Create { name, role } if which(role) => Some(name),
+            _ => None,
+        });
+        created.extend(replaced);
+        let started = names_where(plan, |c| match c {
+            Change::Start { name, role, .. } if which(role) => Some(name),
+            _ => None,
+        });
+        let up: Vec<String> = created.iter().chain(&started).cloned().collect();
+        self.bring_up(created, started);
+        up
+    }
 }
 
 fn names_where(plan: &Plan, f: impl Fn(&Change) -> Option<&String>) -> Vec<String> {
@@ -141,49 +163,26 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
     }
 
     // 2. PostgreSQL and Redis, concurrently, health-gated.
-    let replaced = names_where(plan, |c| match c {
-        Change::Replace { name, role, .. } if service(role) => Some(name),
-        _ => None,
-    });
-    s.stop_remove(replaced.clone(), policy.service_grace);
-    let mut created = names_where(plan, |c| match c {
-        Change::Create { name, role } if service(role) => Some(name),
-        _ => None,
-    });
-    created.extend(replaced);
-    let started = names_where(plan, |c| match c {
-        Change::Start { name, role, .. } if service(role) => Some(name),
-        _ => None,
-    });
+    let up = s.services(plan, service);
     let postgres = model.names.postgres();
-    let postgres_waited = created.contains(&postgres) || started.contains(&postgres);
-    s.bring_up(created, started);
+    let mut postgres_waited = up.contains(&postgres);
 
     // 2b. The pooler, once PostgreSQL is up, health-gated before any node uses it.
     // A replaced pooler is stop-first: nodes' pooled queries fail until it is back.
     let pooler = |r: &Role| *r == Role::Pooler;
-    let pooler_replaced = names_where(plan, |c| match c {
-        Change::Replace { name, role, .. } if pooler(role) => Some(name),
-        _ => None,
+    let pooler_changes = plan.changes.iter().any(|c| match c {
+        Change::Create { role, .. } | Change::Start { role, .. } | Change::Replace { role, .. } => {
+            pooler(role)
+        }
+        _ => false,
     });
-    s.stop_remove(pooler_replaced.clone(), policy.service_grace);
-    let mut pooler_created = names_where(plan, |c| match c {
-        Change::Create { name, role } if pooler(role) => Some(name),
-        _ => None,
-    });
-    pooler_created.extend(pooler_replaced);
-    let pooler_started = names_where(plan, |c| match c {
-        Change::Start { name, role, .. } if pooler(role) => Some(name),
-        _ => None,
-    });
-    if (!pooler_created.is_empty() || !pooler_started.is_empty()) && !postgres_waited {
+    if pooler_changes && !postgres_waited {
         s.push(Step::WaitHealthy {
             names: vec![postgres.clone()],
         });
+        postgres_waited = true;
     }
-    let postgres_waited =
-        postgres_waited || !pooler_created.is_empty() || !pooler_started.is_empty();
-    s.bring_up(pooler_created, pooler_started);
+    s.services(plan, pooler);
 
     // 3. Before nodes change: the database answers, the budget fits the live server.
     if plan.touches_nodes() {
@@ -518,36 +517,41 @@ mod tests {
         );
     }
 
-    #[test]
-    fn turning_the_pooler_on_starts_it_then_rolls_the_nodes() {
-        let mut want: Vec<String> = [
-            "wait healthy t-postgres",
-            "create t-pooler",
-            "wait healthy t-pooler",
-            "check the budget against the running database",
-            "migrate",
-        ]
-        .map(String::from)
-        .to_vec();
+    /// `before`, one rolling batch per node of three, then `after`.
+    fn around_a_rollout(before: &[&str], after: &[&str]) -> Vec<String> {
+        let mut want: Vec<String> = before.iter().map(|s| s.to_string()).collect();
         for i in 1..=3 {
             want.extend(batch(&[i], THREE));
         }
+        want.extend(after.iter().map(|s| s.to_string()));
+        want
+    }
+
+    #[test]
+    fn turning_the_pooler_on_starts_it_then_rolls_the_nodes() {
+        let want = around_a_rollout(
+            &[
+                "wait healthy t-postgres",
+                "create t-pooler",
+                "wait healthy t-pooler",
+                "check the budget against the running database",
+                "migrate",
+            ],
+            &[],
+        );
         assert_eq!(converge("", POOLED), want);
     }
 
     #[test]
     fn turning_the_pooler_off_rolls_the_nodes_then_removes_it() {
-        let mut want: Vec<String> = [
-            "wait healthy t-postgres",
-            "check the budget against the running database",
-            "migrate",
-        ]
-        .map(String::from)
-        .to_vec();
-        for i in 1..=3 {
-            want.extend(batch(&[i], THREE));
-        }
-        want.extend(["stop t-pooler (grace 10s)".into(), "remove t-pooler".into()]);
+        let want = around_a_rollout(
+            &[
+                "wait healthy t-postgres",
+                "check the budget against the running database",
+                "migrate",
+            ],
+            &["stop t-pooler (grace 10s)", "remove t-pooler"],
+        );
         assert_eq!(converge(POOLED, ""), want);
     }
 
