@@ -7,7 +7,8 @@
 #      switch is a `deployer apply` (a rolling update of the nodes). Medians of req/s and p99,
 #      and the median of each round's pooled/direct ratio.
 #   2. 20 nodes × pool 10 against max_connections = 100 (refused without the pooler): LOAD_SECONDS
-#      of GET /api/auth/me at -c 200 plus JOBS background jobs enqueued meanwhile; the highest
+#      of GET /api/auth/me at -c BIG_CONCURRENCY (answers tallied by status) plus JOBS background
+#      jobs enqueued meanwhile; the highest
 #      pg_stat_activity count (sampled every 0.2 s) next to the budget's server side, the highest
 #      PgBouncer client and server counts (SHOW POOLS), "too many clients" in every container's
 #      log, and the jobs completed exactly once (attempts = 1).
@@ -17,14 +18,14 @@
 # Names: clusters bench-pool3 and bench-pool20, destroyed on exit, even on failure.
 #
 # Usage: scripts/bench-pooler.sh
-#   ROUNDS=3 DURATION=8 LOAD_SECONDS=30 JOBS=500 NODES_BIG=20
+#   ROUNDS=3 DURATION=8 LOAD_SECONDS=30 JOBS=500 NODES_BIG=20 BIG_CONCURRENCY=200
 #   DEPLOYER=/path          use this deployer binary
 #   SKIP_SMALL=1 / SKIP_BIG=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
 ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-8}"; LOAD_SECONDS="${LOAD_SECONDS:-30}"
-JOBS="${JOBS:-500}"; NODES_BIG="${NODES_BIG:-20}"
+JOBS="${JOBS:-500}"; NODES_BIG="${NODES_BIG:-20}"; BIG_CONCURRENCY="${BIG_CONCURRENCY:-200}"
 TARGET="${CARGO_TARGET_DIR:-target}"; [[ "$TARGET" = /* ]] || TARGET="$REPO/$TARGET"
 for tool in docker curl jq wrk python3; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 1; }
@@ -147,12 +148,35 @@ if [[ "${SKIP_BIG:-0}" != 1 ]]; then
               -d "{\"kind\":\"noop\",\"args\":{\"bench\":$i}}" "http://127.0.0.1:$P/api/jobs"
       done >"$WORK/enqueued" ) &
     ENQ=$!
-    log "  $LOAD_SECONDS s of GET /api/auth/me at -c 200 (wrk -t2) with $JOBS jobs enqueued meanwhile"
-    wrk -t2 -c200 -d"${LOAD_SECONDS}s" --latency -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P/api/auth/me" >"$WORK/wrk-big.txt"
+    log "  $LOAD_SECONDS s of GET /api/auth/me at -c $BIG_CONCURRENCY (wrk -t2) with $JOBS jobs enqueued meanwhile"
+    # Each answer's status, tallied over wrk's threads and printed at the end.
+    cat >"$WORK/status.lua" <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+    local total = {}
+    for _, t in ipairs(threads) do
+        for s, n in pairs(t:get("statuses")) do total[s] = (total[s] or 0) + n end
+    end
+    local parts = {}
+    for s, n in pairs(total) do table.insert(parts, s .. " " .. n) end
+    table.sort(parts)
+    io.write("statuses: " .. table.concat(parts, ", ") .. "\n")
+end
+LUA
+    wrk -t2 -c"$BIG_CONCURRENCY" -d"${LOAD_SECONDS}s" --timeout 10s --latency -s "$WORK/status.lua" \
+        -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$P/api/auth/me" >"$WORK/wrk-big.txt"
     wait "$ENQ"; wait "$SAMPLER" || true
     BIG_RPS="$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' "$WORK/wrk-big.txt")"
     BIG_NON2XX="$(sed -n 's/^ *Non-2xx or 3xx responses: *\([0-9]*\)/\1/p' "$WORK/wrk-big.txt")"
     BIG_ERRORS="$(sed -n 's/^ *Socket errors: *\(.*\)/\1/p' "$WORK/wrk-big.txt")"
+    BIG_STATUSES="$(sed -n 's/^statuses: //p' "$WORK/wrk-big.txt")"
+    BIG_P99="$(awk '$1 == "99%" { print $2 }' "$WORK/wrk-big.txt")"
+    # Why a node answered 503, from the nodes' own logs (each line once, counted).
+    docker ps -a --filter "label=io.deployer.cluster=$NAME" --filter "label=io.deployer.role=app" --format '{{.Names}}' \
+        | while read -r c; do docker logs "$c" 2>&1 | grep -o '"error":"[^"]*"' || true; done | sort | uniq -c | sort -rn | head -3 >"$WORK/why.txt" || true
     ACCEPTED="$(grep -c '^202$' "$WORK/enqueued" || true)"
     deadline=$((SECONDS + 60))
     while :; do
@@ -171,14 +195,15 @@ if [[ "${SKIP_BIG:-0}" != 1 ]]; then
     PEAK_SV="$(awk '$3 != "-" { if ($3 > m) m = $3 } END { print m + 0 }' "$WORK/samples")"
     SAMPLES="$(wc -l <"$WORK/samples")"
     echo
-    echo "## $NODES_BIG nodes × pool 10 through PgBouncer, max_connections = 100 ($LOAD_SECONDS s of GET /api/auth/me, wrk -t2 -c200, $JOBS jobs; $(date -u +%Y-%m-%dT%H:%MZ))"
+    echo "## $NODES_BIG nodes × pool 10 through PgBouncer, max_connections = 100 ($LOAD_SECONDS s of GET /api/auth/me, wrk -t2 -c$BIG_CONCURRENCY, $JOBS jobs; $(date -u +%Y-%m-%dT%H:%MZ))"
     echo "| figure | result | budget |"
     echo "|---|---|---|"
     echo "| without the pooler | refused by \`deployer validate\` ($(grep -o 'over by [0-9]*' "$WORK/refused.txt")) | |"
-    echo "| GET /api/auth/me | $BIG_RPS req/s, ${BIG_NON2XX:-0} non-2xx, socket errors: ${BIG_ERRORS:-none} | |"
+    echo "| GET /api/auth/me | $BIG_RPS req/s, p99 $BIG_P99; answers: $BIG_STATUSES (${BIG_NON2XX:-0} non-2xx); socket errors: ${BIG_ERRORS:-none} | |"
     echo "| peak pg_stat_activity (all clients, $SAMPLES samples) | $PEAK_PG | ≤ server side $SERVER_PEAK (limit $LIMIT) |"
     echo "| peak PgBouncer server connections | $PEAK_SV | ≤ pooler_pool_size $SERVER_POOL |"
     echo "| peak PgBouncer clients | $PEAK_CL | ≤ client side $CLIENT_PEAK |"
     echo "| \"too many clients\" in any container's log | $TOO_MANY | 0 |"
     echo "| jobs | $ACCEPTED accepted, $JOB_COUNT stored, max attempts $MAX_ATTEMPTS, $DISTINCT distinct, run by $NODES_RAN nodes | each exactly once |"
+    if [[ -s "$WORK/why.txt" ]]; then echo "nodes' logged errors (count, text):"; sed 's/^/    /' "$WORK/why.txt"; fi
 fi
