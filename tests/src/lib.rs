@@ -58,22 +58,32 @@ pub fn ensure_images() {
         let file = repo().join("cluster.toml");
         let loaded = deployer::config::load(&file).expect("the example cluster.toml is valid");
         let spec = &loaded.spec;
-        let mut missing = Vec::new();
-        for image in [spec.app().image().as_str(), spec.database().image().as_str(), spec.balancer().image().as_str(), "redis:7.0-bookworm", deployer::config::POOLER_IMAGE] {
-            let ok = std::process::Command::new("docker")
+        require_images(&[
+            spec.app().image().as_str(),
+            spec.database().image().as_str(),
+            spec.balancer().image().as_str(),
+            "redis:7.0-bookworm",
+        ]);
+    });
+}
+
+/// Fails (never skips) unless every one of `images` is on the engine.
+pub fn require_images(images: &[&str]) {
+    let missing: Vec<&str> = images
+        .iter()
+        .copied()
+        .filter(|image| {
+            !std::process::Command::new("docker")
                 .args(["image", "inspect", image])
                 .output()
                 .map(|o| o.status.success())
-                .unwrap_or(false);
-            if !ok {
-                missing.push(image.to_string());
-            }
-        }
-        assert!(
-            missing.is_empty(),
-            "missing images {missing:?}: run scripts/test (it runs scripts/build-images.sh and `deployer build` first)"
-        );
-    });
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing images {missing:?}: run scripts/test (it runs scripts/build-images.sh and `deployer build` first)"
+    );
 }
 
 pub fn free_port() -> u16 {

@@ -17,6 +17,12 @@ fn pooled(t: String) -> String {
     t.replace(OFF, ON)
 }
 
+/// A cluster of the example (the pooler off), with PgBouncer's image on the engine.
+fn cluster(tag: &str) -> Cluster {
+    e2e::require_images(&[deployer::config::POOLER_IMAGE]);
+    Cluster::new(tag)
+}
+
 /// `docker inspect` of one container, as JSON.
 fn inspect(name: &str) -> Value {
     let out = std::process::Command::new("docker")
@@ -64,7 +70,7 @@ fn token(c: &Cluster) -> String {
 #[test]
 fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
     let _serial = serial();
-    let c = Cluster::new("pool");
+    let c = cluster("pool");
     c.write(pooled);
     let plan = c.plan();
     let pooler = format!("{}-pooler", c.name);
@@ -207,7 +213,7 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
 #[test]
 fn turning_the_pooler_on_and_off_under_load_fails_no_request() {
     let _serial = serial();
-    let c = Cluster::new("pooltog");
+    let c = cluster("pooltog");
     c.apply().unwrap();
     let token = token(&c);
 
