@@ -446,6 +446,7 @@ mod tests {
             "",
             "[app]\nnodes = 5\n",
             "[redis]\nenabled = true\n",
+            "[database]\npooler = \"pgbouncer\"\n",
             "[app.env]\nA = \"1\"\n",
         ] {
             let d = want(extra);
@@ -603,6 +604,37 @@ mod tests {
             p.to_string()
                 .contains("image: sha256:app1 → sha256:0123456789a"),
             "{p}"
+        );
+    }
+
+    #[test]
+    fn the_pooler_is_created_then_the_nodes_roll_to_it_and_back() {
+        let pooled = "[database]\npooler = \"pgbouncer\"\n";
+        let on = plan(&want(pooled), &converged(&want("")));
+        assert_eq!(
+            lines(&on),
+            [
+                "  + pooler t-pooler",
+                "  > migrations: run `app migrate` once",
+                "-/+ app t-app-1: rolling replace (database_url: unset → postgres://app@t-pooler:5432/app)",
+                "-/+ app t-app-2: rolling replace (database_url: unset → postgres://app@t-pooler:5432/app)",
+                "-/+ app t-app-3: rolling replace (database_url: unset → postgres://app@t-pooler:5432/app)",
+            ]
+        );
+        let off = plan(&want(""), &converged(&want(pooled)));
+        assert_eq!(off.count(|c| matches!(c, Change::Roll { .. })), 3, "{off}");
+        assert!(
+            lines(&off).contains(&"  - pooler t-pooler: remove (pooler turned off)".to_string()),
+            "{off}"
+        );
+        // A changed pool size replaces the pooler and leaves the nodes alone.
+        let bigger = plan(
+            &want("[database]\npooler = \"pgbouncer\"\npooler_pool_size = 30\n"),
+            &converged(&want(pooled)),
+        );
+        assert_eq!(
+            lines(&bigger),
+            ["-/+ pooler t-pooler: replace (env.DEFAULT_POOL_SIZE: 20 → 30, env.MAX_DB_CONNECTIONS: 20 → 30)"]
         );
     }
 
