@@ -166,7 +166,14 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
     let budget = d.spec().budget();
     let usage = d.connections(&observed).await;
     let pools = d.pooler_pools(&observed).await;
+    // The pooler's connections to PostgreSQL are its servers (`SHOW POOLS`): in
+    // pg_stat_activity they carry the name of the node whose queries they last ran.
+    let pooler_name = d.names().pooler();
     let conns = |name: &str| {
+        if name == pooler_name {
+            let pools = pools.as_ref().ok()?.as_ref()?;
+            return Some(pools.iter().map(crate::pooler::PoolStats::servers).sum());
+        }
         usage
             .as_ref()
             .ok()
