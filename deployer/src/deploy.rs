@@ -308,11 +308,11 @@ impl Deployment {
         &self,
         observed: &Observed,
     ) -> std::result::Result<Option<Vec<crate::pooler::PoolStats>>, ConnectionsError> {
-        if self.loaded.spec.database().pooler().is_none() {
+        let Some(name) = crate::model::pooler_name(&self.loaded.spec) else {
             return Ok(None);
-        }
+        };
         observed
-            .get(&self.names.pooler())
+            .get(&name)
             .filter(|c| c.running)
             .ok_or(ConnectionsError::PoolerNotRunning)?;
         let probes = self.probes()?;

@@ -212,10 +212,10 @@ fn database_url(spec: &ClusterSpec, host: &str, port: u16) -> String {
 pub fn node_contract(spec: &ClusterSpec, name: String) -> NodeContract {
     let n = Names::of(spec);
     let direct = database_url(spec, &n.postgres(), 5432);
-    let (database_url, database_direct_url) = match spec.database().pooler() {
+    let (database_url, database_direct_url) = match pooler_name(spec) {
         None => (direct, None),
-        Some(_) => (
-            database_url(spec, &n.pooler(), names::POOLER_PORT),
+        Some(pooler) => (
+            database_url(spec, &pooler, names::POOLER_PORT),
             Some(direct),
         ),
     };
@@ -447,14 +447,13 @@ fn pg_isready(spec: &ClusterSpec, port: Option<u16>) -> Vec<String> {
 /// server connection a transaction lands on.
 pub const POOLER_MAX_PREPARED_STATEMENTS: u32 = 200;
 
-/// PgBouncer in transaction mode between the nodes and PostgreSQL, never
-/// published. Configured through the environment the edoburu/pgbouncer image
-/// (and the local build of it) reads; the password is only in its auth file.
-fn pooler_unit(spec: &ClusterSpec, pooler: &PoolerSpec, image: &str) -> Unit {
+/// PgBouncer's environment: what the edoburu/pgbouncer image (and the local build
+/// of it) writes its configuration from. Never a password: that is in AUTH_FILE.
+fn pooler_env(spec: &ClusterSpec, pooler: &PoolerSpec) -> Vec<(String, String)> {
     let n = Names::of(spec);
     let db = spec.database();
     let pool = pooler.pool_size().to_string();
-    let env: Vec<(String, String)> = [
+    [
         ("DB_HOST", n.postgres()),
         ("DB_PORT", "5432".to_string()),
         ("DB_NAME", db.name().to_string()),
@@ -480,16 +479,43 @@ fn pooler_unit(spec: &ClusterSpec, pooler: &PoolerSpec, image: &str) -> Unit {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    .collect()
+}
+
+/// The pooler's generation: a hash of its environment and image reference, so
+/// any change to it is a new pooler under a new name (see [`names::PoolerGeneration`]).
+fn pooler_generation(spec: &ClusterSpec, pooler: &PoolerSpec) -> names::PoolerGeneration {
+    let mut made_of: Fingerprint = pooler_env(spec, pooler).into_iter().collect();
+    made_of.insert("image".into(), pooler.image().to_string());
+    let json = serde_json::to_string(&made_of).unwrap_or_default();
+    let digest = Sha256::digest(json.as_bytes());
+    names::PoolerGeneration::new(u32::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3],
+    ]))
+}
+
+/// The pooler's name when the spec has one: `<cluster>-pooler-<generation>`.
+pub fn pooler_name(spec: &ClusterSpec) -> Option<String> {
+    let pooler = spec.database().pooler()?;
+    Some(Names::of(spec).pooler(pooler_generation(spec, pooler)))
+}
+
+/// PgBouncer in transaction mode between the nodes and PostgreSQL, never
+/// published. Configured through the environment the edoburu/pgbouncer image
+/// (and the local build of it) reads; the password is only in its auth file.
+fn pooler_unit(spec: &ClusterSpec, pooler: &PoolerSpec, image: &str) -> Unit {
+    let n = Names::of(spec);
+    let env = pooler_env(spec, pooler);
     let mut fingerprint: Fingerprint = env
         .iter()
         .filter(|(k, _)| k != "AUTH_FILE")
         .map(|(k, v)| (format!("env.{k}"), v.clone()))
         .collect();
     fingerprint.insert("image".into(), image.to_string());
+    let generation = pooler_generation(spec, pooler);
     Unit {
-        slot: Slot::Pooler,
-        name: n.pooler(),
+        slot: Slot::Pooler(generation),
+        name: n.pooler(generation),
         image: image.to_string(),
         user: names::POOLER_USER,
         // The image's own command: pgbouncer with the config its entrypoint writes.

@@ -98,6 +98,30 @@ impl fmt::Display for NodeIndex {
     }
 }
 
+/// Which PgBouncer: a hash of what it is configured with, so a changed pooler gets a
+/// new name, starts beside the old one, and the nodes roll over to it (their
+/// `DATABASE_URL` names it) before the old one goes: no pooled query is cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolerGeneration(u32);
+
+impl PoolerGeneration {
+    pub fn new(hash: u32) -> PoolerGeneration {
+        PoolerGeneration(hash)
+    }
+}
+
+impl fmt::Display for PoolerGeneration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+impl Serialize for PoolerGeneration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Where an object sits in the cluster: its name is derived from it, and an
 /// observed name parses back into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -105,8 +129,8 @@ impl fmt::Display for NodeIndex {
 pub enum Slot {
     Postgres,
     Redis,
-    /// PgBouncer, between the nodes and PostgreSQL.
-    Pooler,
+    /// PgBouncer, between the nodes and PostgreSQL: `<cluster>-pooler-<generation>`.
+    Pooler(PoolerGeneration),
     /// An app node under its own name.
     Node(NodeIndex),
     /// The old container of a node being replaced: it steps aside under
@@ -123,7 +147,7 @@ impl Slot {
         match self {
             Slot::Postgres => Role::Postgres,
             Slot::Redis => Role::Redis,
-            Slot::Pooler => Role::Pooler,
+            Slot::Pooler(_) => Role::Pooler,
             Slot::Node(_) | Slot::OldNode(_) => Role::App,
             Slot::Balancer => Role::Balancer,
             Slot::Migrate => Role::Migrate,
@@ -171,8 +195,8 @@ impl Names {
     pub fn redis(&self) -> String {
         self.of_slot(Slot::Redis)
     }
-    pub fn pooler(&self) -> String {
-        self.of_slot(Slot::Pooler)
+    pub fn pooler(&self, generation: PoolerGeneration) -> String {
+        self.of_slot(Slot::Pooler(generation))
     }
     pub fn balancer(&self) -> String {
         self.of_slot(Slot::Balancer)
@@ -191,7 +215,7 @@ impl Names {
         match slot {
             Slot::Postgres => format!("{c}-postgres"),
             Slot::Redis => format!("{c}-redis"),
-            Slot::Pooler => format!("{c}-pooler"),
+            Slot::Pooler(g) => format!("{c}-pooler-{g}"),
             Slot::Balancer => format!("{c}-lb"),
             Slot::Migrate => format!("{c}-migrate"),
             Slot::Node(i) => format!("{c}-app-{i}"),
@@ -208,12 +232,19 @@ impl Names {
         let fixed = [
             ("postgres", Slot::Postgres),
             ("redis", Slot::Redis),
-            ("pooler", Slot::Pooler),
             ("lb", Slot::Balancer),
             ("migrate", Slot::Migrate),
         ];
         if let Some((_, s)) = fixed.iter().find(|(n, _)| *n == rest) {
             return Some(*s);
+        }
+        if let Some(hex) = rest.strip_prefix("pooler-") {
+            let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            if hex.len() != 8 || !hex.bytes().all(lower_hex) {
+                return None;
+            }
+            let g = u32::from_str_radix(hex, 16).ok()?;
+            return Some(Slot::Pooler(PoolerGeneration(g)));
         }
         let node = rest.strip_prefix("app-")?;
         let (digits, old) = match node.strip_suffix("-old") {
@@ -242,7 +273,7 @@ mod tests {
         for slot in [
             Slot::Postgres,
             Slot::Redis,
-            Slot::Pooler,
+            Slot::Pooler(PoolerGeneration(0x00ab_cdef)),
             Slot::Balancer,
             Slot::Migrate,
             Slot::Node(i),
@@ -251,6 +282,10 @@ mod tests {
             assert_eq!(n.parse(&n.of_slot(slot)), Some(slot), "{slot:?}");
         }
         assert_eq!(n.of_slot(Slot::OldNode(i)), "demo-app-12-old");
+        assert_eq!(
+            n.pooler(PoolerGeneration(0x00ab_cdef)),
+            "demo-pooler-00abcdef"
+        );
     }
 
     #[test]
@@ -265,6 +300,10 @@ mod tests {
             "other-app-1",
             "demo-postgres-old",
             "demox-lb",
+            "demo-pooler",
+            "demo-pooler-abc",
+            "demo-pooler-0123456G",
+            "demo-pooler-0123456789",
         ] {
             assert_eq!(n.parse(name), None, "{name}");
         }

@@ -236,7 +236,9 @@ fn compare(d: &Unit, o: &ObservedUnit) -> Option<String> {
     (d.hash() != o.hash).then(|| reason(&o.fingerprint, &d.fingerprint))
 }
 
-fn removal_reason(o: &ObservedUnit, goal: Goal) -> &'static str {
+/// Why `o` goes; `pooler_wanted`: the desired cluster has a pooler (so an observed
+/// one of another generation is being replaced, not turned off).
+fn removal_reason(o: &ObservedUnit, goal: Goal, pooler_wanted: bool) -> &'static str {
     if let Goal::Destroy { .. } = goal {
         return "destroy";
     }
@@ -245,7 +247,10 @@ fn removal_reason(o: &ObservedUnit, goal: Goal) -> &'static str {
         Some(Slot::Node(_)) => "scaled down",
         Some(Slot::Migrate) => "left over from an interrupted migration",
         Some(Slot::Redis) => "redis disabled",
-        Some(Slot::Pooler) => "pooler turned off",
+        Some(Slot::Pooler(_)) if pooler_wanted => {
+            "replaced by a new pooler (its configuration changed)"
+        }
+        Some(Slot::Pooler(_)) => "pooler turned off",
         None => "not a name the deployer gives",
         _ => "no longer in cluster.toml",
     }
@@ -309,6 +314,7 @@ pub fn plan(desired: &Model, observed: &Observed, goal: Goal) -> Result<Plan, Pl
 
     // Everything observed that the model does not call for: surplus nodes after a
     // scale-down, leftovers of an interrupted rollout or migration, Redis turned off.
+    let pooler_wanted = units.iter().any(|u| u.role() == Role::Pooler);
     let removals: Vec<Change> = observed
         .units
         .iter()
@@ -317,7 +323,7 @@ pub fn plan(desired: &Model, observed: &Observed, goal: Goal) -> Result<Plan, Pl
             name: o.name.clone(),
             role: o.role,
             slot: o.slot,
-            reason: removal_reason(o, goal).into(),
+            reason: removal_reason(o, goal, pooler_wanted).into(),
         })
         .collect();
 
@@ -610,31 +616,51 @@ mod tests {
     #[test]
     fn the_pooler_is_created_then_the_nodes_roll_to_it_and_back() {
         let pooled = "[database]\npooler = \"pgbouncer\"\n";
+        let name = |extra: &str| {
+            crate::model::pooler_name(&crate::fixtures::spec(&format!("{pooled}{extra}"))).unwrap()
+        };
+        let p = name("");
         let on = plan(&want(pooled), &converged(&want("")));
+        let url = format!("postgres://app@{p}:5432/ap…");
         assert_eq!(
             lines(&on),
             [
-                "  + pooler t-pooler",
-                "  > migrations: run `app migrate` once",
-                "-/+ app t-app-1: rolling replace (database_url: unset → postgres://app@t-pooler:5432/app)",
-                "-/+ app t-app-2: rolling replace (database_url: unset → postgres://app@t-pooler:5432/app)",
-                "-/+ app t-app-3: rolling replace (database_url: unset → postgres://app@t-pooler:5432/app)",
+                format!("  + pooler {p}"),
+                "  > migrations: run `app migrate` once".into(),
+                format!("-/+ app t-app-1: rolling replace (database_url: unset → {url})"),
+                format!("-/+ app t-app-2: rolling replace (database_url: unset → {url})"),
+                format!("-/+ app t-app-3: rolling replace (database_url: unset → {url})"),
             ]
         );
         let off = plan(&want(""), &converged(&want(pooled)));
         assert_eq!(off.count(|c| matches!(c, Change::Roll { .. })), 3, "{off}");
         assert!(
-            lines(&off).contains(&"  - pooler t-pooler: remove (pooler turned off)".to_string()),
+            lines(&off).contains(&format!("  - pooler {p}: remove (pooler turned off)")),
             "{off}"
         );
-        // A changed pool size replaces the pooler and leaves the nodes alone.
-        let bigger = plan(
-            &want("[database]\npooler = \"pgbouncer\"\npooler_pool_size = 30\n"),
+        // A changed pooler is a new one beside the old: the nodes roll over to it,
+        // then the old one goes.
+        let bigger = "pooler_pool_size = 30\n";
+        let changed = plan(
+            &want(&format!("{pooled}{bigger}")),
             &converged(&want(pooled)),
         );
+        let lines = lines(&changed);
         assert_eq!(
-            lines(&bigger),
-            ["-/+ pooler t-pooler: replace (env.DEFAULT_POOL_SIZE: 20 → 30, env.MAX_DB_CONNECTIONS: 20 → 30)"]
+            lines[0],
+            format!("  + pooler {}", name(bigger)),
+            "{changed}"
+        );
+        assert_eq!(
+            changed.count(|c| matches!(c, Change::Roll { .. })),
+            3,
+            "{changed}"
+        );
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!(
+                "  - pooler {p}: remove (replaced by a new pooler (its configuration changed))"
+            )
         );
     }
 

@@ -159,13 +159,13 @@ impl Templates {
             .map(|u| {
                 let depends_on: Vec<(String, &str)> = match u.slot {
                     Slot::Migrate => vec![("postgres".into(), "service_healthy")],
-                    Slot::Pooler => vec![("postgres".into(), "service_healthy")],
+                    Slot::Pooler(_) => vec![("postgres".into(), "service_healthy")],
                     Slot::Node(_) => {
                         let mut d = vec![("migrate".to_string(), "service_completed_successfully")];
                         if model.unit(Slot::Redis).is_some() {
                             d.push(("redis".into(), "service_healthy"));
                         }
-                        if model.unit(Slot::Pooler).is_some() {
+                        if model.units.iter().any(|u| u.role() == Role::Pooler) {
                             d.push(("pooler".into(), "service_healthy"));
                         }
                         d
@@ -263,7 +263,7 @@ fn service_name(slot: Slot) -> String {
         Slot::Node(i) | Slot::OldNode(i) => format!("app-{i}"),
         Slot::Postgres => "postgres".into(),
         Slot::Redis => "redis".into(),
-        Slot::Pooler => "pooler".into(),
+        Slot::Pooler(_) => "pooler".into(),
         Slot::Balancer => "balancer".into(),
         Slot::Migrate => "migrate".into(),
     }

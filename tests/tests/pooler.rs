@@ -1,7 +1,8 @@
 //! `[database] pooler = "pgbouncer"` on the real engine: the pooler comes up between
 //! PostgreSQL and the nodes, unpublished, with its password only in a secret file; nodes
-//! query through it and LISTEN directly; turning it on and off rolls the nodes under load
-//! without a failed request; verify holds both sides of the budget.
+//! query through it and LISTEN directly; turning it on, changing it and turning it off
+//! roll the nodes under load without a failed request; verify holds both sides of the
+//! budget.
 
 use std::time::Duration;
 
@@ -21,6 +22,14 @@ fn pooled(t: String) -> String {
 fn cluster(tag: &str) -> Cluster {
     e2e::require_images(&[deployer::config::POOLER_IMAGE]);
     Cluster::new(tag)
+}
+
+/// An edit of the cluster file.
+type Edit = fn(String) -> String;
+
+/// The pooler's name as the cluster file makes it: `<cluster>-pooler-<generation>`.
+fn pooler_of(c: &Cluster) -> Option<String> {
+    deployer::model::pooler_name(&deployer::config::load(&c.file()).unwrap().spec)
 }
 
 /// `docker inspect` of one container, as JSON.
@@ -73,7 +82,7 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
     let c = cluster("pool");
     c.write(pooled);
     let plan = c.plan();
-    let pooler = format!("{}-pooler", c.name);
+    let pooler = pooler_of(&c).expect("a pooler in the file");
     let order: Vec<String> = plan
         .changes
         .iter()
@@ -211,13 +220,23 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
 }
 
 #[test]
-fn turning_the_pooler_on_and_off_under_load_fails_no_request() {
+fn turning_the_pooler_on_changing_it_and_off_under_load_fails_no_request() {
     let _serial = serial();
     let c = cluster("pooltog");
     c.apply().unwrap();
     let token = token(&c);
 
-    for (edit, want_pooler) in [(pooled as fn(String) -> String, true), (|t| t, false)] {
+    let bigger =
+        |t: String| pooled(t).replace("# pooler_pool_size = 20 ", "pooler_pool_size = 30 # ");
+    let phases: [(&str, Edit); 3] = [
+        ("turning the pooler on", pooled),
+        (
+            "changing the pooler (a new one, the nodes roll over)",
+            bigger,
+        ),
+        ("turning the pooler off", |t| t),
+    ];
+    for (what, edit) in phases {
         // A client loop whose every request queries the database through the nodes' pools.
         let load = Load::start(&c, 4, "/api/auth/me", Some(token.clone()));
         std::thread::sleep(Duration::from_millis(500));
@@ -226,18 +245,23 @@ fn turning_the_pooler_on_and_off_under_load_fails_no_request() {
         assert_eq!(
             plan.count(|ch| matches!(ch, Change::Roll { .. })),
             3,
-            "{plan}"
+            "{what}: {plan}"
         );
         c.apply().unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        let turning = if want_pooler { "on" } else { "off" };
-        load.assert_none_failed(101, &format!("turning the pooler {turning}"));
-        let pooler_exists = c
+        load.assert_none_failed(101, what);
+        let poolers: Vec<String> = c
             .observe()
             .units
-            .iter()
-            .any(|u| u.name == format!("{}-pooler", c.name));
-        assert_eq!(pooler_exists, want_pooler);
-        assert!(c.plan().is_empty());
+            .into_iter()
+            .filter(|u| u.role == deployer::names::Role::Pooler)
+            .map(|u| u.name)
+            .collect();
+        assert_eq!(
+            poolers,
+            pooler_of(&c).into_iter().collect::<Vec<_>>(),
+            "{what}"
+        );
+        assert!(c.plan().is_empty(), "{what}");
     }
 }

@@ -168,7 +168,7 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
     let pools = d.pooler_pools(&observed).await;
     // The pooler's connections to PostgreSQL are its servers (`SHOW POOLS`): in
     // pg_stat_activity they carry the name of the node whose queries they last ran.
-    let pooler_name = d.names().pooler();
+    let pooler_name = crate::model::pooler_name(d.spec()).unwrap_or_default();
     let conns = |name: &str| {
         if name == pooler_name {
             let pools = pools.as_ref().ok()?.as_ref()?;
@@ -243,7 +243,7 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
         Err(e) => println!("\nconnections: unknown ({e})"),
     }
     if let (Some(c), Some(p)) = (&budget.clients, d.spec().database().pooler()) {
-        let name = d.names().pooler();
+        let name = &pooler_name;
         match &pools {
             Ok(Some(pools)) => {
                 for pool in pools {

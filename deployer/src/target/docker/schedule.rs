@@ -495,9 +495,15 @@ mod tests {
 
     const POOLED: &str = "[database]\npooler = \"pgbouncer\"\n";
 
+    /// `t-pooler-<generation>` of [`POOLED`].
+    fn pooler() -> String {
+        crate::model::pooler_name(&spec(POOLED)).unwrap()
+    }
+
     #[test]
     fn the_pooler_comes_after_postgres_and_before_the_nodes() {
         let got = steps("", POOLED, |o| *o = Observed::default(), Goal::Converge);
+        let p = pooler();
         assert_eq!(
             got,
             [
@@ -505,8 +511,8 @@ mod tests {
                 "create volume t-pgdata",
                 "create t-postgres",
                 "wait healthy t-postgres",
-                "create t-pooler",
-                "wait healthy t-pooler",
+                &format!("create {p}"),
+                &format!("wait healthy {p}"),
                 "check the budget against the running database",
                 "migrate",
                 &format!("create {THREE}"),
@@ -518,24 +524,29 @@ mod tests {
     }
 
     /// `before`, one rolling batch per node of three, then `after`.
-    fn around_a_rollout(before: &[&str], after: &[&str]) -> Vec<String> {
-        let mut want: Vec<String> = before.iter().map(|s| s.to_string()).collect();
+    fn around_a_rollout(before: &[String], after: &[String]) -> Vec<String> {
+        let mut want = before.to_vec();
         for i in 1..=3 {
             want.extend(batch(&[i], THREE));
         }
-        want.extend(after.iter().map(|s| s.to_string()));
+        want.extend(after.iter().cloned());
         want
+    }
+
+    fn owned(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn turning_the_pooler_on_starts_it_then_rolls_the_nodes() {
+        let p = pooler();
         let want = around_a_rollout(
             &[
-                "wait healthy t-postgres",
-                "create t-pooler",
-                "wait healthy t-pooler",
-                "check the budget against the running database",
-                "migrate",
+                "wait healthy t-postgres".into(),
+                format!("create {p}"),
+                format!("wait healthy {p}"),
+                "check the budget against the running database".into(),
+                "migrate".into(),
             ],
             &[],
         );
@@ -544,15 +555,39 @@ mod tests {
 
     #[test]
     fn turning_the_pooler_off_rolls_the_nodes_then_removes_it() {
+        let p = pooler();
         let want = around_a_rollout(
-            &[
+            &owned(&[
                 "wait healthy t-postgres",
                 "check the budget against the running database",
                 "migrate",
-            ],
-            &["stop t-pooler (grace 10s)", "remove t-pooler"],
+            ]),
+            &[format!("stop {p} (grace 10s)"), format!("remove {p}")],
         );
         assert_eq!(converge(POOLED, ""), want);
+    }
+
+    #[test]
+    fn a_changed_pooler_starts_beside_the_old_one_and_the_nodes_roll_over() {
+        let (old, new) = (
+            pooler(),
+            crate::model::pooler_name(&spec(&format!("{POOLED}pooler_pool_size = 30\n"))).unwrap(),
+        );
+        assert_ne!(old, new);
+        let want = around_a_rollout(
+            &[
+                "wait healthy t-postgres".into(),
+                format!("create {new}"),
+                format!("wait healthy {new}"),
+                "check the budget against the running database".into(),
+                "migrate".into(),
+            ],
+            &[format!("stop {old} (grace 10s)"), format!("remove {old}")],
+        );
+        assert_eq!(
+            converge(POOLED, &format!("{POOLED}pooler_pool_size = 30\n")),
+            want
+        );
     }
 
     #[test]

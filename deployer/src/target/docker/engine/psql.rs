@@ -31,7 +31,7 @@ impl Psql {
     /// pooler's container, as the database user (a `stats_users` member).
     pub fn pooler_console(engine: &Engine, spec: &ClusterSpec, password: &str) -> Psql {
         Psql {
-            container: Names::of(spec).pooler(),
+            container: crate::model::pooler_name(spec).unwrap_or_default(),
             database: "pgbouncer".into(),
             port: crate::names::POOLER_PORT,
             ..Psql::new(engine, spec, password)
