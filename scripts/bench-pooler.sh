@@ -134,11 +134,12 @@ if [[ "${SKIP_BIG:-0}" != 1 ]]; then
     log "$NODES_BIG nodes with the pooler: apply (server side $SERVER_PEAK of $LIMIT, client side $CLIENT_PEAK)"
     t0=$(date +%s); apply "$F"; log "  applied in $(( $(date +%s) - t0 )) s"
     TOKEN="$(token "$P" bench-pool20@example.com)"
+    POOLER="$(docker ps --filter "label=io.deployer.cluster=$NAME" --filter label=io.deployer.role=pooler --format '{{.Names}}')"
     : >"$WORK/samples"
     ( end=$((SECONDS + LOAD_SECONDS + 2))
       while (( SECONDS < end )); do
           pg="$(psql_in "$F" "$NAME-postgres" app "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" 2>/dev/null || echo -)"
-          pools="$(psql_in "$F" "$NAME-pooler" pgbouncer "SHOW POOLS" 2>/dev/null | awk -F'\t' '$1 == "app" { print $3 + $4, $7 + $10 + $11 + $12 + $13 }')"
+          pools="$(psql_in "$F" "$POOLER" pgbouncer "SHOW POOLS" 2>/dev/null | awk -F'\t' '$1 == "app" { print $3 + $4, $7 + $10 + $11 + $12 + $13 }')"
           echo "$pg ${pools:-- -}" >>"$WORK/samples"
           sleep 0.2
       done ) &
