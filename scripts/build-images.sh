@@ -3,6 +3,7 @@
 #
 # Usage: scripts/build-images.sh [IMAGE_REF...]
 #   default refs: debian:bookworm-slim postgres:15-bookworm nginx:1.30 redis:7.0-bookworm
+#                 edoburu/pgbouncer:v1.24.1-p1 (the pooler; the app tests run PgBouncer from it too)
 #
 # For each ref:
 #   1. `docker image inspect REF` succeeds      -> "REF: present", nothing else is done;
@@ -10,9 +11,10 @@
 #   3. otherwise build a compatible image locally from Debian packages and tag it REF: bookworm's,
 #      except nginx:1.30, whose nginx comes from sid (bookworm has 1.22; the tag must say what is
 #      inside, so nginx:1.22 stays buildable from bookworm for files that pin it).
-# The kind of image is chosen from the repository part of the ref (debian, postgres, nginx, redis).
-# The debian base is made with debootstrap + `docker import`; the others are built
-# FROM debian:bookworm-slim with scripts/images/<kind>/Dockerfile (the base is made first if missing).
+# The kind of image is chosen from the repository part of the ref (debian, postgres, nginx, redis,
+# pgbouncer). The debian bases (bookworm, and trixie for PgBouncer 1.24) are made with debootstrap +
+# `docker import`; the others are built with scripts/images/<kind>/Dockerfile FROM the base its
+# FROM line names (made first if missing): debian:bookworm-slim, or debian:trixie-slim.
 #
 # Environment (all optional):
 #   DEBIAN_MIRROR           mirror for debootstrap and apt in the images (default http://deb.debian.org/debian)
@@ -24,11 +26,11 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 IMAGES_DIR="$SCRIPT_DIR/images"
 BASE_REF="debian:bookworm-slim"
-DEFAULT_REFS=("$BASE_REF" "postgres:15-bookworm" "nginx:1.30" "redis:7.0-bookworm")
+DEFAULT_REFS=("$BASE_REF" "postgres:15-bookworm" "nginx:1.30" "redis:7.0-bookworm" "edoburu/pgbouncer:v1.24.1-p1")
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY_MIRROR="${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 PULL_TIMEOUT=20
-LABEL="org.opencontainers.image.description=built locally from Debian bookworm packages by scripts/build-images.sh"
+label() { printf 'org.opencontainers.image.description=built locally from Debian %s packages by scripts/build-images.sh' "$1"; }
 
 log() { printf '[build-images] %s\n' "$*"; }
 die() { printf '[build-images] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -120,8 +122,8 @@ kind_for_ref() {
     local kind="$REF_REPO" ok=0 want=""
     case "$kind" in
         debian)
-            want="debian:bookworm-slim (also bookworm, 12, 12-slim, 12.N[-slim])"
-            [[ "$REF_TAG" =~ ^(bookworm|12(\.[0-9]+)?)(-slim)?$ ]] && ok=1 ;;
+            want="debian:bookworm-slim or debian:trixie-slim (also bookworm, 12, 12-slim, 12.N[-slim], trixie, 13…)"
+            [[ "$REF_TAG" =~ ^(bookworm|12(\.[0-9]+)?|trixie|13(\.[0-9]+)?)(-slim)?$ ]] && ok=1 ;;
         postgres)
             want="postgres:15-bookworm (also 15, 15.N, 15.N-bookworm)"
             [[ "$REF_TAG" =~ ^15(\.[0-9]+)?(-bookworm)?$ ]] && ok=1 ;;
@@ -131,8 +133,12 @@ kind_for_ref() {
         redis)
             want="redis:7.0-bookworm (also 7.0, 7.0.N, 7.0.N-bookworm)"
             [[ "$REF_TAG" =~ ^7\.0(\.[0-9]+)?(-bookworm)?$ ]] && ok=1 ;;
+        pgbouncer)
+            # edoburu/pgbouncer tags: v1.24.1-p1; Debian trixie ships PgBouncer 1.24.1.
+            want="edoburu/pgbouncer:v1.24.1-p1 (also pgbouncer:1.24, 1.24.N, v1.24.N[-pN])"
+            [[ "$REF_TAG" =~ ^v?1\.24(\.[0-9]+)?(-p[0-9]+)?$ ]] && ok=1 ;;
         *)
-            die "$ref: cannot build '$REF_REPO' images locally; this script knows debian, postgres, nginx and redis" ;;
+            die "$ref: cannot build '$REF_REPO' images locally; this script knows debian, postgres, nginx, redis and pgbouncer" ;;
     esac
     [[ "$ok" == 1 ]] || die "$ref: the local build makes the version Debian ships; tag '$REF_TAG' does not match it (use $want)"
     [[ -f "$IMAGES_DIR/$kind/Dockerfile" || "$kind" == debian ]] || die "missing $IMAGES_DIR/$kind/Dockerfile"
@@ -141,13 +147,15 @@ kind_for_ref() {
 
 # ---------------------------------------------------------------- builders
 build_debian() {
-    local ref="$1" t rootfs
+    local ref="$1" t rootfs suite=bookworm
+    parse_ref "$ref"
+    [[ "$REF_TAG" =~ ^(trixie|13) ]] && suite=trixie
     ensure_host_tool debootstrap debootstrap
-    rootfs="$(workdir)/rootfs"
+    rootfs="$(workdir)/rootfs-$suite"
     t="$(now)"
-    log "$ref: debootstrap --variant=minbase bookworm $DEBIAN_MIRROR"
-    run_logged "$(workdir)/debootstrap.log" \
-        debootstrap --variant=minbase bookworm "$rootfs" "$DEBIAN_MIRROR"
+    log "$ref: debootstrap --variant=minbase $suite $DEBIAN_MIRROR"
+    run_logged "$(workdir)/debootstrap-$suite.log" \
+        debootstrap --variant=minbase "$suite" "$rootfs" "$DEBIAN_MIRROR"
     log "$ref: debootstrap done in $(since "$t")"
 
     # Configure apt and dpkg like the official slim image (debuerreotype's minimizing config).
@@ -156,13 +164,13 @@ build_debian() {
     cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
 URIs: $DEBIAN_MIRROR
-Suites: bookworm bookworm-updates
+Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: $DEBIAN_SECURITY_MIRROR
-Suites: bookworm-security
+Suites: $suite-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
@@ -192,8 +200,8 @@ EOF
     tar --numeric-owner -C "$rootfs" -c . | docker import \
         --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change "LABEL ${LABEL%%=*}=\"${LABEL#*=}\"" \
-        --message "debootstrap --variant=minbase bookworm (scripts/build-images.sh)" \
+        --change "LABEL $(label "$suite" | sed 's/=/="/')\"" \
+        --message "debootstrap --variant=minbase $suite (scripts/build-images.sh)" \
         - "$ref" >/dev/null
     log "$ref: imported in $(since "$t")"
     rm -rf --one-file-system "$rootfs"
@@ -211,18 +219,21 @@ suite_for_ref() {
 }
 
 build_service() {
-    local ref="$1" kind="$2" t label="$LABEL" args=()
-    ensure_image "$BASE_REF"
+    local ref="$1" kind="$2" t base label args=()
+    base="$(awk '$1 == "FROM" { print $2; exit }' "$IMAGES_DIR/$kind/Dockerfile")"
+    [[ -n "$base" ]] || die "$IMAGES_DIR/$kind/Dockerfile has no FROM line"
+    ensure_image "$base"
     suite_for_ref "$ref"
+    label="$(label "$(sed -E "s/^debian:([a-z]+).*/\1/" <<<"$base")")"
     if [[ -n "$VERSION" ]]; then
         args+=(--build-arg "NGINX_SUITE=$SUITE" --build-arg "NGINX_VERSION=$VERSION"
             --build-arg "DEBIAN_MIRROR=$DEBIAN_MIRROR")
     fi
     if [[ "$SUITE" != bookworm ]]; then
-        label="org.opencontainers.image.description=built locally by scripts/build-images.sh: $kind $VERSION from Debian $SUITE on Debian bookworm"
+        label="org.opencontainers.image.description=built locally by scripts/build-images.sh: $kind $VERSION from Debian $SUITE on $base"
     fi
     t="$(now)"
-    log "$ref: docker build scripts/images/$kind (FROM $BASE_REF, $kind from $SUITE)"
+    log "$ref: docker build scripts/images/$kind (FROM $base, $kind from $SUITE)"
     run_logged "$(workdir)/build-$kind.log" \
         docker build --label "$label" "${args[@]}" -t "$ref" "$IMAGES_DIR/$kind"
     log "$ref: docker build done in $(since "$t")"

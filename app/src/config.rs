@@ -87,8 +87,13 @@ pub fn log_format(env: &impl Env) -> Result<LogFormat, ConfigError> {
 /// How to reach PostgreSQL and how many pool connections a node may open.
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
-    /// Connect options with the password and `application_name` already applied.
+    /// Connect options with the password and `application_name` already applied: every
+    /// query goes here (a pooler in transaction mode, when there is one).
     pub connect_options: PgConnectOptions,
+    /// PostgreSQL itself, bypassing a pooler, for the connections that need a session of
+    /// their own: the job queue's LISTEN and the migration's advisory lock. `None`: the
+    /// same as `connect_options` (no pooler).
+    pub direct_options: Option<PgConnectOptions>,
     /// The pool's maximum, exactly. The node opens one more connection for LISTEN.
     pub pool_size: u32,
 }
@@ -98,19 +103,33 @@ impl DatabaseSettings {
         Self::from_lookup(&ProcessEnv)
     }
 
+    /// Where connections that need a session of their own (LISTEN, advisory locks) go.
+    pub fn direct(&self) -> &PgConnectOptions {
+        self.direct_options
+            .as_ref()
+            .unwrap_or(&self.connect_options)
+    }
+
     pub fn from_lookup(env: &impl Env) -> Result<Self, ConfigError> {
         let url = env
             .get(var::DATABASE_URL)
             .ok_or(ConfigError::Missing(var::DATABASE_URL))?;
-        let mut connect_options =
-            PgConnectOptions::from_str(&url).map_err(|error| ConfigError::Invalid {
-                name: var::DATABASE_URL,
+        let parse = |name: &'static str, url: &str| {
+            PgConnectOptions::from_str(url).map_err(|error| ConfigError::Invalid {
+                name,
                 reason: error.to_string(),
-            })?;
+            })
+        };
+        let mut connect_options = parse(var::DATABASE_URL, &url)?;
+        let mut direct_options = env
+            .get(var::DATABASE_DIRECT_URL)
+            .map(|url| parse(var::DATABASE_DIRECT_URL, &url))
+            .transpose()?;
         let password_file = Secret::DatabasePassword.env_var();
         if let Some(path) = env.get(password_file) {
             let password = read_secret_file(password_file, &path)?;
             connect_options = connect_options.password(&password);
+            direct_options = direct_options.map(|o| o.password(&password));
         }
         let node_name = node_name(env)?;
         let pool_size = parse_or(var::DATABASE_POOL_SIZE, env, 10u32)?;
@@ -122,6 +141,7 @@ impl DatabaseSettings {
         }
         Ok(Self {
             connect_options: connect_options.application_name(&node_name),
+            direct_options: direct_options.map(|o| o.application_name(&node_name)),
             pool_size,
         })
     }
@@ -443,6 +463,10 @@ mod tests {
         let values: &[(&str, &str)] = &[
             (var::DATABASE_URL, "postgres://app@db:5432/app"),
             (
+                var::DATABASE_DIRECT_URL,
+                "postgres://app@db-direct:5432/app",
+            ),
+            (
                 var::DATABASE_PASSWORD_FILE,
                 &files[&Secret::DatabasePassword],
             ),
@@ -580,6 +604,30 @@ mod tests {
         let settings = Settings::from_lookup(&map_env(complete)).unwrap();
         assert_eq!(settings.jwt.ttl, Duration::from_secs(60));
         assert_eq!(settings.jwt.secret, JWT_KEY.as_bytes());
+        assert_eq!(settings.database.connect_options.get_host(), "db");
+        assert_eq!(settings.database.direct().get_host(), "db-direct");
+    }
+
+    #[test]
+    fn without_a_direct_url_every_connection_uses_database_url() {
+        let settings = Settings::from_lookup(&env(&[URL, SECRET])).unwrap();
+        assert!(settings.database.direct_options.is_none());
+        assert_eq!(
+            settings.database.direct().get_host(),
+            settings.database.connect_options.get_host()
+        );
+        let error = Settings::from_lookup(&env(&[
+            URL,
+            SECRET,
+            (var::DATABASE_DIRECT_URL, "postgres://app@db:port/app"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("DATABASE_DIRECT_URL is invalid"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -663,7 +711,8 @@ mod tests {
         let contract = NodeContract {
             node_name: "demo-app-3".into(),
             port: 4100,
-            database_url: "postgres://cluster@demo-postgres:5432/appdb".into(),
+            database_url: "postgres://cluster@demo-pooler:5432/appdb".into(),
+            database_direct_url: Some("postgres://cluster@demo-postgres:5432/appdb".into()),
             pool_size: 6,
             job_workers: 2,
             log_format: LogFormat::Text,
@@ -708,9 +757,17 @@ mod tests {
         );
         let db = &settings.database.connect_options;
         assert_eq!(db.get_application_name(), Some(contract.node_name.as_str()));
-        assert_eq!(db.get_host(), "demo-postgres");
+        assert_eq!(db.get_host(), "demo-pooler");
         assert_eq!(db.get_username(), "cluster");
         assert_eq!(db.get_database(), Some("appdb"));
+        let direct = settings.database.direct();
+        assert_eq!(direct.get_host(), "demo-postgres");
+        assert_eq!(direct.get_username(), "cluster");
+        assert_eq!(direct.get_database(), Some("appdb"));
+        assert_eq!(
+            direct.get_application_name(),
+            Some(contract.node_name.as_str())
+        );
         assert_eq!(settings.jwt.secret, JWT_KEY.as_bytes());
         assert_eq!(settings.jwt.ttl, Duration::from_secs(120));
     }

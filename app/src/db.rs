@@ -1,4 +1,10 @@
 //! Connections to PostgreSQL: the node's pool, its one LISTEN connection, and migrations.
+//!
+//! With a pooler (PgBouncer in transaction mode) in front, the pool goes through it and
+//! the two connections that need a session of their own go to PostgreSQL directly
+//! ([`DatabaseSettings::direct`]): LISTEN (a pooler would hand the session to another
+//! client after each transaction, and the notifications with it) and the migration's
+//! advisory lock (held across transactions).
 
 use std::time::Duration;
 
@@ -28,7 +34,8 @@ pub fn pool(settings: &DatabaseSettings) -> PgPool {
         .connect_lazy_with(settings.connect_options.clone())
 }
 
-/// A pool of exactly one connection, kept for the job queue's LISTEN: the "+1" per node.
+/// A pool of exactly one connection, kept for the job queue's LISTEN: the "+1" per node,
+/// always to PostgreSQL itself.
 pub fn listener_pool(settings: &DatabaseSettings) -> PgPool {
     PgPoolOptions::new()
         .max_connections(1)
@@ -36,7 +43,7 @@ pub fn listener_pool(settings: &DatabaseSettings) -> PgPool {
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(None)
         .max_lifetime(None)
-        .connect_lazy_with(settings.connect_options.clone())
+        .connect_lazy_with(settings.direct().clone())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +56,11 @@ pub enum MigrateError {
     Apply(#[source] sqlx::migrate::MigrateError),
 }
 
-/// Applies pending migrations once. Concurrent runs wait on an advisory lock, so the second one
-/// finds nothing to do.
+/// Applies pending migrations once, on PostgreSQL itself (the session advisory lock must
+/// not go through a pooler). Concurrent runs wait on the lock, so the second one finds
+/// nothing to do.
 pub async fn migrate(settings: &DatabaseSettings) -> Result<(), MigrateError> {
-    migrate_with(&settings.connect_options).await
+    migrate_with(settings.direct()).await
 }
 
 pub async fn migrate_with(options: &PgConnectOptions) -> Result<(), MigrateError> {

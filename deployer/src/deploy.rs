@@ -147,7 +147,10 @@ impl Deployment {
 
     /// The cluster's secrets, created once.
     pub fn secrets(&self) -> Result<Secrets> {
-        Ok(secrets::ensure(&secrets::dir_for(&self.file))?)
+        Ok(secrets::ensure(
+            &secrets::dir_for(&self.file),
+            self.spec().database().user().as_str(),
+        )?)
     }
 
     fn target(&self, model: Model, secrets: Option<Secrets>) -> DockerTarget {
@@ -186,6 +189,10 @@ impl Deployment {
             app: id(&refs.app).await?,
             postgres: id(&refs.postgres).await?,
             redis: match &refs.redis {
+                Some(r) => Some(id(r).await?),
+                None => None,
+            },
+            pooler: match &refs.pooler {
                 Some(r) => Some(id(r).await?),
                 None => None,
             },
@@ -283,6 +290,12 @@ impl Deployment {
 pub enum ConnectionsError {
     #[error("postgres is not running")]
     NotRunning,
+    #[error("the pooler is not running")]
+    PoolerNotRunning,
+    #[error("querying the pooler's admin console")]
+    Console(#[source] EngineError),
+    #[error("reading SHOW POOLS: {0}")]
+    Pools(String),
     #[error("cannot read the database password")]
     Password(#[source] std::io::Error),
     #[error("querying pg_stat_activity")]
@@ -290,6 +303,28 @@ pub enum ConnectionsError {
 }
 
 impl Deployment {
+    /// The pooler's pools (`SHOW POOLS`), read on its admin console inside its
+    /// container; `None` without a pooler.
+    pub async fn pooler_pools(
+        &self,
+        observed: &Observed,
+    ) -> std::result::Result<Option<Vec<crate::pooler::PoolStats>>, ConnectionsError> {
+        let Some(name) = crate::model::pooler_name(&self.loaded.spec) else {
+            return Ok(None);
+        };
+        observed
+            .get(&name)
+            .filter(|c| c.running)
+            .ok_or(ConnectionsError::PoolerNotRunning)?;
+        let probes = self.probes()?;
+        let rows = crate::target::Probes::pooler_console(&probes, "SHOW POOLS")
+            .await
+            .map_err(ConnectionsError::Console)?;
+        crate::pooler::PoolStats::parse(&rows)
+            .map(Some)
+            .map_err(ConnectionsError::Pools)
+    }
+
     /// Connections per `application_name` (every client), read inside the
     /// PostgreSQL container: the database is never published.
     pub async fn connections(
@@ -322,6 +357,7 @@ pub struct Generated {
     pub out: PathBuf,
     pub files: Vec<Rendered>,
     secrets_dir: PathBuf,
+    db_user: String,
 }
 
 impl Generated {
@@ -340,6 +376,7 @@ impl Generated {
             out,
             files,
             secrets_dir,
+            db_user: spec.database().user().to_string(),
         })
     }
 
@@ -351,7 +388,7 @@ impl Generated {
     /// Creates the secrets the compose file refers to, then writes the files
     /// that changed; returns their names.
     pub fn write(&self) -> Result<Vec<&'static str>> {
-        secrets::ensure(&self.secrets_dir)?;
+        secrets::ensure(&self.secrets_dir, &self.db_user)?;
         let changed = self.drift().iter().map(|d| d.name).collect();
         render::write_all(&self.out, &self.files)?;
         Ok(changed)

@@ -20,6 +20,7 @@ pub fn images() -> Images {
         app: "sha256:app1".into(),
         postgres: "sha256:pg".into(),
         redis: Some("sha256:redis".into()),
+        pooler: Some("sha256:pgbouncer".into()),
         balancer: "sha256:nginx".into(),
     }
 }

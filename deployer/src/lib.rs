@@ -26,6 +26,7 @@ pub mod model;
 pub mod names;
 pub mod observed;
 pub mod plan;
+pub mod pooler;
 pub mod render;
 pub mod secrets;
 pub mod steps;

@@ -14,8 +14,9 @@ use node_contract::{HealthCheck, NodeContract, Secret};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::ClusterSpec;
+use crate::config::{ClusterSpec, PoolerSpec};
 use crate::names::{self, Names, NodeIndex, Role, Slot};
+pub use crate::secrets::SecretFile;
 
 /// The images each role runs: references (`render`) or the engine's image IDs (`apply`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct Images {
     pub app: String,
     pub postgres: String,
     pub redis: Option<String>,
+    /// PgBouncer's, when the spec has a pooler.
+    pub pooler: Option<String>,
     pub balancer: String,
 }
 
@@ -33,6 +36,7 @@ impl Images {
             app: spec.app().image().to_string(),
             postgres: spec.database().image().to_string(),
             redis: spec.redis().map(|r| r.image().to_string()),
+            pooler: spec.database().pooler().map(|p| p.image().to_string()),
             balancer: spec.balancer().image().to_string(),
         }
     }
@@ -79,18 +83,6 @@ impl Health {
             retries: check.retries,
             start_period: check.start_period,
         }
-    }
-}
-
-/// A secret file placed in a unit at `path`, owned by the unit's user, mode 0400.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct SecretFile {
-    pub secret: Secret,
-}
-
-impl SecretFile {
-    pub fn path(&self) -> &'static str {
-        self.secret.path()
     }
 }
 
@@ -150,6 +142,7 @@ pub struct Unit {
     pub command: Vec<String>,
     /// In order; never a secret (those are files).
     pub env: Vec<(String, String)>,
+    /// Placed at their paths, owned by the unit's user, mode 0400.
     pub secrets: Vec<SecretFile>,
     pub publish: Option<Published>,
     pub health: Option<Health>,
@@ -181,7 +174,7 @@ pub struct Model {
     pub names: Names,
     pub network: String,
     pub volume: String,
-    /// PostgreSQL, Redis (when on), the nodes in order, the balancer.
+    /// PostgreSQL, Redis (when on), the pooler (when on), the nodes in order, the balancer.
     pub units: Vec<Unit>,
     /// The one-off migration unit (run before nodes change, never kept).
     pub migrate: Unit,
@@ -244,18 +237,33 @@ fn fp(pairs: &[(&str, String)]) -> Fingerprint {
         .collect()
 }
 
-/// What node `name` is given.
+/// The URL of the cluster's database on `host` (no password: that is a secret file).
+fn database_url(spec: &ClusterSpec, host: &str, port: u16) -> String {
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        spec.database().user(),
+        spec.database().name()
+    )
+}
+
+/// What node `name` is given. With a pooler, queries go through it and the
+/// connections that need a session of their own (LISTEN, the migration lock) go
+/// to PostgreSQL directly.
 pub fn node_contract(spec: &ClusterSpec, name: String) -> NodeContract {
     let n = Names::of(spec);
+    let direct = database_url(spec, &n.postgres(), 5432);
+    let (database_url, database_direct_url) = match pooler_name(spec) {
+        None => (direct, None),
+        Some(pooler) => (
+            database_url(spec, &pooler, names::POOLER_PORT),
+            Some(direct),
+        ),
+    };
     NodeContract {
         node_name: name,
         port: spec.app().port(),
-        database_url: format!(
-            "postgres://{}@{}:5432/{}",
-            spec.database().user(),
-            n.postgres(),
-            spec.database().name()
-        ),
+        database_url,
+        database_direct_url,
         pool_size: spec.app().pool_size(),
         job_workers: spec.app().job_workers(),
         log_format: spec.app().log_format(),
@@ -301,6 +309,11 @@ fn node_unit(spec: &ClusterSpec, images: &Images, slot: Slot, name: String, comm
     if let Some(p) = publish {
         fingerprint.insert("host_port".into(), p.host_port.to_string());
     }
+    // Only with a pooler, so turning it on (or off) rolls the nodes and an
+    // existing cluster without one keeps its hashes.
+    if spec.database().pooler().is_some() {
+        fingerprint.insert("database_url".into(), contract.database_url.clone());
+    }
     for (k, v) in spec.app().env() {
         fingerprint.insert(format!("env.{k}"), v.clone());
     }
@@ -312,11 +325,7 @@ fn node_unit(spec: &ClusterSpec, images: &Images, slot: Slot, name: String, comm
         user: contract.user,
         command: vec!["app".into(), command.into()],
         env: contract.env(),
-        secrets: contract
-            .secrets
-            .iter()
-            .map(|&secret| SecretFile { secret })
-            .collect(),
+        secrets: contract.secrets.iter().map(|&s| s.into()).collect(),
         publish,
         health: serving.then(|| Health::of_node(&contract.health, contract.port)),
         stop_signal: contract.stop_signal,
@@ -355,25 +364,9 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
                 Secret::DatabasePassword.path().into(),
             ),
         ],
-        secrets: vec![SecretFile {
-            secret: Secret::DatabasePassword,
-        }],
+        secrets: vec![SecretFile::DatabasePassword],
         publish: None,
-        health: Some(Health::service(
-            spec,
-            [
-                "CMD",
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                db.user().as_str(),
-                "-d",
-                db.name().as_str(),
-            ]
-            .map(String::from)
-            .to_vec(),
-        )),
+        health: Some(Health::service(spec, pg_isready(spec, None))),
         stop_signal: "SIGINT",
         stop_grace: Duration::from_secs(10),
         restart: true,
@@ -421,6 +414,9 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
             upstream: None,
             fingerprint: fp(&[("image", image.clone())]),
         });
+    }
+    if let (Some(pooler), Some(image)) = (spec.database().pooler(), &images.pooler) {
+        units.push(pooler_unit(spec, pooler, image));
     }
     for i in NodeIndex::first(spec.app().nodes()) {
         units.push(node_unit(spec, images, Slot::Node(i), n.node(i), "serve"));
@@ -473,6 +469,121 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
 /// The balancer's upstream once converged, on a target whose nodes are named one by one.
 pub fn upstream(spec: &ClusterSpec) -> Upstream {
     Upstream::of(spec, node_names(spec))
+}
+
+/// The health check of a unit that speaks PostgreSQL's protocol on 127.0.0.1 (at
+/// `port`, else the default): `pg_isready` as the cluster's user, for its database.
+fn pg_isready(spec: &ClusterSpec, port: Option<u16>) -> Vec<String> {
+    let db = spec.database();
+    let mut test: Vec<String> = ["CMD", "pg_isready", "-h", "127.0.0.1"]
+        .map(String::from)
+        .to_vec();
+    if let Some(port) = port {
+        test.extend(["-p".to_string(), port.to_string()]);
+    }
+    test.extend([
+        "-U".to_string(),
+        db.user().to_string(),
+        "-d".to_string(),
+        db.name().to_string(),
+    ]);
+    test
+}
+
+/// PgBouncer's `max_prepared_statements`: protocol-level prepared statements it
+/// keeps per server connection. sqlx prepares every query (and caches up to 100
+/// per connection), so this must be on; PgBouncer re-prepares them on whichever
+/// server connection a transaction lands on.
+pub const POOLER_MAX_PREPARED_STATEMENTS: u32 = 200;
+
+/// PgBouncer's environment: what the edoburu/pgbouncer image (and the local build
+/// of it) writes its configuration from. Never a password: that is in AUTH_FILE.
+fn pooler_env(spec: &ClusterSpec, pooler: &PoolerSpec) -> Vec<(String, String)> {
+    let n = Names::of(spec);
+    let db = spec.database();
+    let pool = pooler.pool_size().to_string();
+    [
+        ("DB_HOST", n.postgres()),
+        ("DB_PORT", "5432".to_string()),
+        ("DB_NAME", db.name().to_string()),
+        ("DB_USER", db.user().to_string()),
+        ("LISTEN_PORT", names::POOLER_PORT.to_string()),
+        ("AUTH_TYPE", "scram-sha-256".to_string()),
+        ("AUTH_FILE", SecretFile::PoolerAuth.path().to_string()),
+        ("POOL_MODE", "transaction".to_string()),
+        ("DEFAULT_POOL_SIZE", pool.clone()),
+        // The server side of the budget, enforced: never more than the pool.
+        ("MAX_DB_CONNECTIONS", pool),
+        ("MAX_CLIENT_CONN", pooler.max_client_conn().to_string()),
+        (
+            "MAX_PREPARED_STATEMENTS",
+            POOLER_MAX_PREPARED_STATEMENTS.to_string(),
+        ),
+        (
+            "IGNORE_STARTUP_PARAMETERS",
+            "extra_float_digits".to_string(),
+        ),
+        // `SHOW POOLS` for `deployer status` and `verify`, as the database user.
+        ("STATS_USERS", db.user().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The pooler's generation: a hash of its environment and image reference, so
+/// any change to it is a new pooler under a new name (see [`names::PoolerGeneration`]).
+fn pooler_generation(spec: &ClusterSpec, pooler: &PoolerSpec) -> names::PoolerGeneration {
+    let mut made_of: Fingerprint = pooler_env(spec, pooler).into_iter().collect();
+    made_of.insert("image".into(), pooler.image().to_string());
+    let json = serde_json::to_string(&made_of).unwrap_or_default();
+    let digest = Sha256::digest(json.as_bytes());
+    names::PoolerGeneration::new(u32::from_be_bytes([
+        digest[0], digest[1], digest[2], digest[3],
+    ]))
+}
+
+/// The pooler's name when the spec has one: `<cluster>-pooler-<generation>`.
+pub fn pooler_name(spec: &ClusterSpec) -> Option<String> {
+    let pooler = spec.database().pooler()?;
+    Some(Names::of(spec).pooler(pooler_generation(spec, pooler)))
+}
+
+/// PgBouncer in transaction mode between the nodes and PostgreSQL, never
+/// published. Configured through the environment the edoburu/pgbouncer image
+/// (and the local build of it) reads; the password is only in its auth file.
+fn pooler_unit(spec: &ClusterSpec, pooler: &PoolerSpec, image: &str) -> Unit {
+    let n = Names::of(spec);
+    let env = pooler_env(spec, pooler);
+    let mut fingerprint: Fingerprint = env
+        .iter()
+        .filter(|(k, _)| k != "AUTH_FILE")
+        .map(|(k, v)| (format!("env.{k}"), v.clone()))
+        .collect();
+    fingerprint.insert("image".into(), image.to_string());
+    let generation = pooler_generation(spec, pooler);
+    Unit {
+        slot: Slot::Pooler(generation),
+        name: n.pooler(generation),
+        image: image.to_string(),
+        user: names::POOLER_USER,
+        // The image's own command: pgbouncer with the config its entrypoint writes.
+        command: Vec::new(),
+        env,
+        secrets: vec![SecretFile::PoolerAuth],
+        publish: None,
+        health: Some(Health::service(
+            spec,
+            pg_isready(spec, Some(names::POOLER_PORT)),
+        )),
+        // PgBouncer's safe shutdown: no new clients, exit once server connections are released.
+        stop_signal: "SIGINT",
+        stop_grace: Duration::from_secs(10),
+        restart: true,
+        volume: None,
+        upstream: None,
+        fingerprint,
+    }
 }
 
 /// The nodes' names, in order: the balancer's upstream once converged.

@@ -22,6 +22,10 @@ pub const BALANCER_LISTEN_PORT: u16 = 8080;
 pub const NGINX_USER: (u32, u32) = (101, 101);
 pub const POSTGRES_USER: (u32, u32) = (999, 999);
 pub const REDIS_USER: (u32, u32) = (999, 999);
+/// PgBouncer's image user (uid/gid 70, as in edoburu/pgbouncer and the local build).
+pub const POOLER_USER: (u32, u32) = (70, 70);
+/// The port PgBouncer listens on inside the cluster network (the image's default).
+pub const POOLER_PORT: u16 = 5432;
 
 /// What a container (or service) of the cluster is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -29,15 +33,17 @@ pub const REDIS_USER: (u32, u32) = (999, 999);
 pub enum Role {
     Postgres,
     Redis,
+    Pooler,
     App,
     Balancer,
     Migrate,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Postgres,
         Role::Redis,
+        Role::Pooler,
         Role::App,
         Role::Balancer,
         Role::Migrate,
@@ -47,6 +53,7 @@ impl Role {
         match self {
             Role::Postgres => "postgres",
             Role::Redis => "redis",
+            Role::Pooler => "pooler",
             Role::App => "app",
             Role::Balancer => "balancer",
             Role::Migrate => "migrate",
@@ -91,6 +98,30 @@ impl fmt::Display for NodeIndex {
     }
 }
 
+/// Which PgBouncer: a hash of what it is configured with, so a changed pooler gets a
+/// new name, starts beside the old one, and the nodes roll over to it (their
+/// `DATABASE_URL` names it) before the old one goes: no pooled query is cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolerGeneration(u32);
+
+impl PoolerGeneration {
+    pub fn new(hash: u32) -> PoolerGeneration {
+        PoolerGeneration(hash)
+    }
+}
+
+impl fmt::Display for PoolerGeneration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+impl Serialize for PoolerGeneration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Where an object sits in the cluster: its name is derived from it, and an
 /// observed name parses back into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -98,6 +129,8 @@ impl fmt::Display for NodeIndex {
 pub enum Slot {
     Postgres,
     Redis,
+    /// PgBouncer, between the nodes and PostgreSQL: `<cluster>-pooler-<generation>`.
+    Pooler(PoolerGeneration),
     /// An app node under its own name.
     Node(NodeIndex),
     /// The old container of a node being replaced: it steps aside under
@@ -118,6 +151,7 @@ impl Slot {
         match self {
             Slot::Postgres => Role::Postgres,
             Slot::Redis => Role::Redis,
+            Slot::Pooler(_) => Role::Pooler,
             Slot::Node(_) | Slot::OldNode(_) | Slot::NewNode(_) => Role::App,
             Slot::Balancer => Role::Balancer,
             Slot::Migrate => Role::Migrate,
@@ -165,6 +199,9 @@ impl Names {
     pub fn redis(&self) -> String {
         self.of_slot(Slot::Redis)
     }
+    pub fn pooler(&self, generation: PoolerGeneration) -> String {
+        self.of_slot(Slot::Pooler(generation))
+    }
     pub fn balancer(&self) -> String {
         self.of_slot(Slot::Balancer)
     }
@@ -182,6 +219,7 @@ impl Names {
         match slot {
             Slot::Postgres => format!("{c}-postgres"),
             Slot::Redis => format!("{c}-redis"),
+            Slot::Pooler(g) => format!("{c}-pooler-{g}"),
             Slot::Balancer => format!("{c}-lb"),
             Slot::Migrate => format!("{c}-migrate"),
             Slot::Node(i) => format!("{c}-app-{i}"),
@@ -204,6 +242,14 @@ impl Names {
         ];
         if let Some((_, s)) = fixed.iter().find(|(n, _)| *n == rest) {
             return Some(*s);
+        }
+        if let Some(hex) = rest.strip_prefix("pooler-") {
+            let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            if hex.len() != 8 || !hex.bytes().all(lower_hex) {
+                return None;
+            }
+            let g = u32::from_str_radix(hex, 16).ok()?;
+            return Some(Slot::Pooler(PoolerGeneration(g)));
         }
         let node = rest.strip_prefix("app-")?;
         let (digits, make): (&str, fn(NodeIndex) -> Slot) =
@@ -236,6 +282,7 @@ mod tests {
         for slot in [
             Slot::Postgres,
             Slot::Redis,
+            Slot::Pooler(PoolerGeneration(0x00ab_cdef)),
             Slot::Balancer,
             Slot::Migrate,
             Slot::Node(i),
@@ -246,6 +293,10 @@ mod tests {
         }
         assert_eq!(n.of_slot(Slot::OldNode(i)), "demo-app-12-old");
         assert_eq!(n.of_slot(Slot::NewNode(i)), "demo-app-12-new");
+        assert_eq!(
+            n.pooler(PoolerGeneration(0x00ab_cdef)),
+            "demo-pooler-00abcdef"
+        );
     }
 
     #[test]
@@ -262,6 +313,10 @@ mod tests {
             "other-app-1",
             "demo-postgres-old",
             "demox-lb",
+            "demo-pooler",
+            "demo-pooler-abc",
+            "demo-pooler-0123456G",
+            "demo-pooler-0123456789",
         ] {
             assert_eq!(n.parse(name), None, "{name}");
         }

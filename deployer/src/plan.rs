@@ -236,7 +236,9 @@ fn compare(d: &Unit, o: &ObservedUnit) -> Option<String> {
     (d.hash() != o.hash).then(|| reason(&o.fingerprint, &d.fingerprint))
 }
 
-fn removal_reason(o: &ObservedUnit, goal: Goal) -> &'static str {
+/// Why `o` goes; `pooler_wanted`: the desired cluster has a pooler (so an observed
+/// one of another generation is being replaced, not turned off).
+fn removal_reason(o: &ObservedUnit, goal: Goal, pooler_wanted: bool) -> &'static str {
     if let Goal::Destroy { .. } = goal {
         return "destroy";
     }
@@ -245,6 +247,10 @@ fn removal_reason(o: &ObservedUnit, goal: Goal) -> &'static str {
         Some(Slot::Node(_)) => "scaled down",
         Some(Slot::Migrate) => "left over from an interrupted migration",
         Some(Slot::Redis) => "redis disabled",
+        Some(Slot::Pooler(_)) if pooler_wanted => {
+            "replaced by a new pooler (its configuration changed)"
+        }
+        Some(Slot::Pooler(_)) => "pooler turned off",
         None => "not a name the deployer gives",
         _ => "no longer in cluster.toml",
     }
@@ -308,6 +314,7 @@ pub fn plan(desired: &Model, observed: &Observed, goal: Goal) -> Result<Plan, Pl
 
     // Everything observed that the model does not call for: surplus nodes after a
     // scale-down, leftovers of an interrupted rollout or migration, Redis turned off.
+    let pooler_wanted = units.iter().any(|u| u.role() == Role::Pooler);
     let removals: Vec<Change> = observed
         .units
         .iter()
@@ -316,7 +323,7 @@ pub fn plan(desired: &Model, observed: &Observed, goal: Goal) -> Result<Plan, Pl
             name: o.name.clone(),
             role: o.role,
             slot: o.slot,
-            reason: removal_reason(o, goal).into(),
+            reason: removal_reason(o, goal, pooler_wanted).into(),
         })
         .collect();
 
@@ -445,6 +452,7 @@ mod tests {
             "",
             "[app]\nnodes = 5\n",
             "[redis]\nenabled = true\n",
+            "[database]\npooler = \"pgbouncer\"\n",
             "[app.env]\nA = \"1\"\n",
         ] {
             let d = want(extra);
@@ -602,6 +610,57 @@ mod tests {
             p.to_string()
                 .contains("image: sha256:app1 → sha256:0123456789a"),
             "{p}"
+        );
+    }
+
+    #[test]
+    fn the_pooler_is_created_then_the_nodes_roll_to_it_and_back() {
+        let pooled = "[database]\npooler = \"pgbouncer\"\n";
+        let name = |extra: &str| {
+            crate::model::pooler_name(&crate::fixtures::spec(&format!("{pooled}{extra}"))).unwrap()
+        };
+        let p = name("");
+        let on = plan(&want(pooled), &converged(&want("")));
+        let url = format!("postgres://app@{p}:5432/ap…");
+        assert_eq!(
+            lines(&on),
+            [
+                format!("  + pooler {p}"),
+                "  > migrations: run `app migrate` once".into(),
+                format!("-/+ app t-app-1: rolling replace (database_url: unset → {url})"),
+                format!("-/+ app t-app-2: rolling replace (database_url: unset → {url})"),
+                format!("-/+ app t-app-3: rolling replace (database_url: unset → {url})"),
+            ]
+        );
+        let off = plan(&want(""), &converged(&want(pooled)));
+        assert_eq!(off.count(|c| matches!(c, Change::Roll { .. })), 3, "{off}");
+        assert!(
+            lines(&off).contains(&format!("  - pooler {p}: remove (pooler turned off)")),
+            "{off}"
+        );
+        // A changed pooler is a new one beside the old: the nodes roll over to it,
+        // then the old one goes.
+        let bigger = "pooler_pool_size = 30\n";
+        let changed = plan(
+            &want(&format!("{pooled}{bigger}")),
+            &converged(&want(pooled)),
+        );
+        let lines = lines(&changed);
+        assert_eq!(
+            lines[0],
+            format!("  + pooler {}", name(bigger)),
+            "{changed}"
+        );
+        assert_eq!(
+            changed.count(|c| matches!(c, Change::Roll { .. })),
+            3,
+            "{changed}"
+        );
+        assert_eq!(
+            lines.last().unwrap(),
+            &format!(
+                "  - pooler {p}: remove (replaced by a new pooler (its configuration changed))"
+            )
         );
     }
 

@@ -6,13 +6,11 @@ use std::path::{Component, Path, PathBuf};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use node_contract::Secret;
-
 use crate::config::Choice;
 use crate::config::ClusterSpec;
 use crate::model::{self, Images, Model, Unit, Upstream};
 use crate::names::{self, Role, Slot};
-use crate::secrets;
+use crate::secrets::{self, SecretFile};
 
 /// The templates compiled into the binary, used when no `templates/` directory
 /// sits next to cluster.toml.
@@ -164,10 +162,14 @@ impl Templates {
             .map(|u| {
                 let depends_on: Vec<(String, &str)> = match u.slot {
                     Slot::Migrate => vec![("postgres".into(), "service_healthy")],
+                    Slot::Pooler(_) => vec![("postgres".into(), "service_healthy")],
                     Slot::Node(_) => {
                         let mut d = vec![("migrate".to_string(), "service_completed_successfully")];
                         if model.unit(Slot::Redis).is_some() {
                             d.push(("redis".into(), "service_healthy"));
+                        }
+                        if model.units.iter().any(|u| u.role() == Role::Pooler) {
+                            d.push(("pooler".into(), "service_healthy"));
                         }
                         d
                     }
@@ -192,7 +194,7 @@ impl Templates {
                     user => format!("{}:{}", u.user.0, u.user.1),
                     command => &u.command,
                     environment => &u.env,
-                    secrets => u.secrets.iter().map(|s| s.secret.file_name()).collect::<Vec<_>>(),
+                    secrets => u.secrets.iter().map(|s| s.file_name()).collect::<Vec<_>>(),
                     ports => u.publish.map(|p| vec![format!("{}:{}:{}", p.host_ip, p.host_port, p.container_port)]),
                     volumes => volumes,
                     health => u.health.as_ref().map(|h| minijinja::context! {
@@ -209,8 +211,13 @@ impl Templates {
                 }
             })
             .collect();
-        let secrets: Vec<minijinja::Value> = Secret::ALL
+        // The secret files some service mounts (the pooler's only with a pooler).
+        let secrets: Vec<minijinja::Value> = SecretFile::ALL
             .iter()
+            .filter(|s| {
+                let all = model.units.iter().chain([&model.migrate]);
+                all.flat_map(|u| &u.secrets).any(|f| f == *s)
+            })
             .map(|s| {
                 minijinja::context! {
                     name => s.file_name(),
@@ -259,6 +266,7 @@ fn service_name(slot: Slot) -> String {
         Slot::Node(i) | Slot::OldNode(i) | Slot::NewNode(i) => format!("app-{i}"),
         Slot::Postgres => "postgres".into(),
         Slot::Redis => "redis".into(),
+        Slot::Pooler(_) => "pooler".into(),
         Slot::Balancer => "balancer".into(),
         Slot::Migrate => "migrate".into(),
     }

@@ -1,5 +1,6 @@
 //! Secrets (database password, JWT signing key): created once, mode 0600, in a
-//! 0700 directory next to cluster.toml, never in `generated/` or in logs.
+//! 0700 directory next to cluster.toml, never in `generated/` or in logs. The
+//! pooler's auth file is derived from the database password.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,21 +18,77 @@ pub struct SecretError {
     pub source: std::io::Error,
 }
 
+/// A secret file some unit of the cluster reads under `/run/secrets`: a node's
+/// (the node contract's [`Secret`]) or the pooler's auth file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretFile {
+    DatabasePassword,
+    JwtSecret,
+    /// PgBouncer's `auth_file`: the database user and password as one
+    /// `"user" "password"` line, derived from the database password.
+    PoolerAuth,
+}
+
+impl SecretFile {
+    pub const ALL: [SecretFile; 3] = [
+        SecretFile::DatabasePassword,
+        SecretFile::JwtSecret,
+        SecretFile::PoolerAuth,
+    ];
+
+    /// The file's name under `/run/secrets` (and in the compose copies).
+    pub const fn file_name(self) -> &'static str {
+        match self {
+            SecretFile::DatabasePassword => Secret::DatabasePassword.file_name(),
+            SecretFile::JwtSecret => Secret::JwtSecret.file_name(),
+            SecretFile::PoolerAuth => "pgbouncer_auth",
+        }
+    }
+
+    /// The file's path in a container.
+    pub const fn path(self) -> &'static str {
+        match self {
+            SecretFile::DatabasePassword => Secret::DatabasePassword.path(),
+            SecretFile::JwtSecret => Secret::JwtSecret.path(),
+            SecretFile::PoolerAuth => "/run/secrets/pgbouncer_auth",
+        }
+    }
+}
+
+impl From<Secret> for SecretFile {
+    fn from(secret: Secret) -> SecretFile {
+        match secret {
+            Secret::DatabasePassword => SecretFile::DatabasePassword,
+            Secret::JwtSecret => SecretFile::JwtSecret,
+        }
+    }
+}
+
 /// The secrets of a cluster. `Debug` never prints them.
 #[derive(Clone)]
 pub struct Secrets {
     pub dir: PathBuf,
     pub db_password: String,
     pub jwt_secret: String,
+    /// PgBouncer's auth file for the cluster's database user.
+    pooler_auth: String,
 }
 
 impl Secrets {
-    pub fn value(&self, secret: Secret) -> &str {
+    pub fn value(&self, secret: SecretFile) -> &str {
         match secret {
-            Secret::DatabasePassword => &self.db_password,
-            Secret::JwtSecret => &self.jwt_secret,
+            SecretFile::DatabasePassword => &self.db_password,
+            SecretFile::JwtSecret => &self.jwt_secret,
+            SecretFile::PoolerAuth => &self.pooler_auth,
         }
     }
+}
+
+/// One `auth_file` line: `"user" "password"`, a `"` inside doubled (PgBouncer's quoting).
+fn pooler_auth(user: &str, password: &str) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    format!("{} {}\n", quote(user), quote(password))
 }
 
 impl std::fmt::Debug for Secrets {
@@ -100,11 +157,12 @@ fn write_mode(path: &Path, contents: &str, mode: u32) -> std::io::Result<()> {
 /// The subdirectory holding the copies the compose path mounts as secrets.
 pub const COMPOSE_DIR: &str = "compose";
 
-/// Creates what is missing and returns the cluster's secrets. Also writes the
+/// Creates what is missing and returns the cluster's secrets (`db_user` is the
+/// database user, for the pooler's auth file). Also writes the
 /// copies the docker-compose path mounts as `/run/secrets/*` (`compose/`, mode
 /// 0444 inside the 0700 directory: compose bind-mounts a file with its host
 /// mode, and the containers' users must read it).
-pub fn ensure(dir: &Path) -> Result<Secrets, SecretError> {
+pub fn ensure(dir: &Path, db_user: &str) -> Result<Secrets, SecretError> {
     let err = |source| SecretError {
         path: dir.to_path_buf(),
         source,
@@ -121,12 +179,14 @@ pub fn ensure(dir: &Path) -> Result<Secrets, SecretError> {
                 .map_err(err)?;
         }
     }
+    let db_password = ensure_one(dir, Secret::DatabasePassword.file_name(), 32)?;
     let secrets = Secrets {
         dir: dir.to_path_buf(),
-        db_password: ensure_one(dir, "db_password", 32)?,
-        jwt_secret: ensure_one(dir, "jwt_secret", 64)?,
+        pooler_auth: pooler_auth(db_user, &db_password),
+        db_password,
+        jwt_secret: ensure_one(dir, Secret::JwtSecret.file_name(), 64)?,
     };
-    for secret in Secret::ALL {
+    for secret in SecretFile::ALL {
         let path = dir.join(COMPOSE_DIR).join(secret.file_name());
         let contents = secrets.value(secret);
         if std::fs::read_to_string(&path).is_ok_and(|s| s == contents) {
@@ -139,4 +199,22 @@ pub fn ensure(dir: &Path) -> Result<Secrets, SecretError> {
         let _ = std::fs::remove_file(dir.join(stale));
     }
     Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pooler_auth_file_is_one_quoted_line() {
+        assert_eq!(pooler_auth("app", "s3cret"), "\"app\" \"s3cret\"\n");
+        assert_eq!(pooler_auth("app", "a\"b"), "\"app\" \"a\"\"b\"\n");
+    }
+
+    #[test]
+    fn secret_files_live_under_run_secrets() {
+        for s in SecretFile::ALL {
+            assert_eq!(s.path(), format!("/run/secrets/{}", s.file_name()));
+        }
+    }
 }

@@ -113,6 +113,45 @@ fn over_budget_names_both_fixes() {
 }
 
 #[test]
+fn twenty_nodes_pass_with_pgbouncer_and_are_refused_without() {
+    let dir = Dir::new();
+    let twenty = example().replace("nodes = 3 ", "nodes = 20 ");
+    dir.write("direct.toml", &twenty);
+    dir.write(
+        "pooled.toml",
+        twenty.replace("pooler = \"none\"", "pooler = \"pgbouncer\""),
+    );
+    let run = dir.run(&["-f", "pooled.toml", "validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // PostgreSQL: 20 pooled + (20 + 1) listeners + 3 = 44 of 97; PgBouncer: 21 × 10 + 3 = 213 of 1000.
+    for row in [
+        "server side: PostgreSQL",
+        "20 + (20 + 1 surge) × 1 + 3 reserve           44",
+        "client side: the pooler",
+        "(20 + 1 surge) × 10 + 3 reserve              213",
+        "1000 pooler_max_client_conn                 1000",
+    ] {
+        assert!(
+            run.stdout.contains(row),
+            "missing {row:?} in\n{}",
+            run.stdout
+        );
+    }
+
+    let run = dir.run(&["-f", "direct.toml", "validate"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("over by 137"), "{}", run.stderr);
+    assert!(run.stderr.contains("--> direct.toml:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "or put PgBouncer in front (`pooler = \"pgbouncer\"` in [database]): PostgreSQL would see at most 44 of 97"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn every_command_has_help_with_an_example() {
     let dir = Dir::new();
     for args in [

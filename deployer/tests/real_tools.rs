@@ -128,6 +128,10 @@ fn docker_compose_accepts_the_file() {
                 .replace("# host_port_base = 4001", "host_port_base = 4101")
                 .replace("nodes = 3 ", "nodes = 5 "),
         ),
+        (
+            "pooler",
+            example().replace("pooler = \"none\"", "pooler = \"pgbouncer\""),
+        ),
     ] {
         let dir = Dir::new();
         let (_, compose) = render(&dir, &toml);

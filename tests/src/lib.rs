@@ -3,7 +3,8 @@
 //! if it fails.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use deployer::deploy::{Applied, Deployment};
@@ -59,22 +60,32 @@ pub fn ensure_images() {
         let file = repo().join("cluster.toml");
         let loaded = deployer::config::load(&file).expect("the example cluster.toml is valid");
         let spec = &loaded.spec;
-        let mut missing = Vec::new();
-        for image in [spec.app().image().as_str(), spec.database().image().as_str(), spec.balancer().image().as_str(), "redis:7.0-bookworm"] {
-            let ok = std::process::Command::new("docker")
+        require_images(&[
+            spec.app().image().as_str(),
+            spec.database().image().as_str(),
+            spec.balancer().image().as_str(),
+            "redis:7.0-bookworm",
+        ]);
+    });
+}
+
+/// Fails (never skips) unless every one of `images` is on the engine.
+pub fn require_images(images: &[&str]) {
+    let missing: Vec<&str> = images
+        .iter()
+        .copied()
+        .filter(|image| {
+            !std::process::Command::new("docker")
                 .args(["image", "inspect", image])
                 .output()
                 .map(|o| o.status.success())
-                .unwrap_or(false);
-            if !ok {
-                missing.push(image.to_string());
-            }
-        }
-        assert!(
-            missing.is_empty(),
-            "missing images {missing:?}: run scripts/test (it runs scripts/build-images.sh and `deployer build` first)"
-        );
-    });
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing images {missing:?}: run scripts/test (it runs scripts/build-images.sh and `deployer build` first)"
+    );
 }
 
 pub fn free_port() -> u16 {
@@ -288,4 +299,141 @@ impl Drop for HandMade {
             .args([self.kind, "rm", &self.name])
             .output();
     }
+}
+
+/// A bounded client loop in the background: GET `path` through the balancer (with a
+/// bearer `token` when given), a new connection per request, until stopped (at most
+/// 60 s), counting successes and failures (errors or non-200s).
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    errors: Arc<Mutex<Vec<String>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(c: &Cluster, concurrency: usize, path: &str, token: Option<String>) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let url = c.url(path);
+        let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+        let handle = std::thread::spawn(move || {
+            let rt = runtime();
+            rt.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let workers = (0..concurrency).map(|_| {
+                    let (client, url, token) = (client.clone(), url.clone(), token.clone());
+                    let (s, o, f, e) = (s.clone(), o.clone(), f.clone(), e.clone());
+                    async move {
+                        while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                            let mut request = client.get(&url);
+                            if let Some(token) = &token {
+                                request = request.bearer_auth(token);
+                            }
+                            match request.send().await {
+                                Ok(r) if r.status() == 200 => {
+                                    o.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Ok(r) => {
+                                    f.fetch_add(1, Ordering::Relaxed);
+                                    e.lock().unwrap().push(format!("status {}", r.status()));
+                                }
+                                Err(err) => {
+                                    f.fetch_add(1, Ordering::Relaxed);
+                                    e.lock().unwrap().push(err.to_string());
+                                }
+                            }
+                        }
+                    }
+                });
+                futures_util::future::join_all(workers).await;
+            });
+        });
+        Load {
+            stop,
+            ok,
+            failed,
+            errors,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the loop and asserts that at least `min_ok` requests succeeded and none
+    /// failed `during` what it measured ("the rollout").
+    pub fn assert_none_failed(self, min_ok: usize, during: &str) {
+        let (ok, failed, errors) = self.finish();
+        assert!(ok >= min_ok, "the load loop ran only {ok} requests");
+        assert_eq!(
+            failed,
+            0,
+            "{failed} of {} requests failed during {during}: {errors:?}",
+            ok + failed
+        );
+    }
+
+    /// Stops the loop; (succeeded, failed, first errors).
+    pub fn finish(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap();
+        let errors = self
+            .errors
+            .lock()
+            .unwrap()
+            .iter()
+            .take(5)
+            .cloned()
+            .collect();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+/// Rows of tab-separated fields from psql inside the cluster's PostgreSQL container
+/// (`database` = `pgbouncer` and `container` = the pooler's for PgBouncer's console).
+pub fn psql(c: &Cluster, container: &str, database: &str, sql: &str) -> Vec<Vec<String>> {
+    let password =
+        std::fs::read_to_string(c.dir.path().join(".deployer/secrets/db_password")).unwrap();
+    c.rt.block_on(async {
+        let engine = deployer::target::docker::engine::Engine::connect()
+            .await
+            .unwrap();
+        let (code, out) = engine
+            .exec(
+                container,
+                &[
+                    "psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "app",
+                    "-d",
+                    database,
+                    "-XAtq",
+                    "-F",
+                    "\t",
+                    "-c",
+                    sql,
+                ],
+                None,
+                &[format!("PGPASSWORD={}", password.trim())],
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 0, "psql in {container}: {out}");
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    })
 }

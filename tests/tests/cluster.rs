@@ -3,13 +3,11 @@
 //! that have the cluster's names but are not the deployer's.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use deployer::deploy::DeployError;
 use deployer::plan::{Change, PlanError};
-use e2e::{serial, wait_for, Cluster, HandMade};
+use e2e::{serial, wait_for, Cluster, HandMade, Load};
 use serde_json::{json, Value};
 
 /// GET /api/health through the balancer `n` times; the node names seen.
@@ -25,92 +23,6 @@ fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
         }
         seen
     })
-}
-
-/// A bounded client loop in the background: GET /api/health until stopped (at
-/// most 60 s), counting successes and failures (errors or non-200s).
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    errors: Arc<std::sync::Mutex<Vec<String>>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(c: &Cluster, concurrency: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let url = c.url("/api/health");
-        let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
-        let handle = std::thread::spawn(move || {
-            let rt = e2e::runtime();
-            rt.block_on(async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(0)
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                let workers = (0..concurrency).map(|_| {
-                    let (client, url, s, o, f, e) = (
-                        client.clone(),
-                        url.clone(),
-                        s.clone(),
-                        o.clone(),
-                        f.clone(),
-                        e.clone(),
-                    );
-                    async move {
-                        while !s.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                            match client.get(&url).send().await {
-                                Ok(r) if r.status() == 200 => {
-                                    o.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Ok(r) => {
-                                    f.fetch_add(1, Ordering::Relaxed);
-                                    e.lock().unwrap().push(format!("status {}", r.status()));
-                                }
-                                Err(err) => {
-                                    f.fetch_add(1, Ordering::Relaxed);
-                                    e.lock().unwrap().push(err.to_string());
-                                }
-                            }
-                        }
-                    }
-                });
-                futures_util::future::join_all(workers).await;
-            });
-        });
-        Load {
-            stop,
-            ok,
-            failed,
-            errors,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops the loop; (succeeded, failed, first errors).
-    fn finish(mut self) -> (usize, usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap();
-        let errors = self
-            .errors
-            .lock()
-            .unwrap()
-            .iter()
-            .take(5)
-            .cloned()
-            .collect();
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            errors,
-        )
-    }
 }
 
 #[test]
@@ -264,7 +176,7 @@ fn scaling_touches_only_the_affected_nodes_and_rollouts_lose_no_request() {
     assert!(c.plan().is_empty());
 
     // A changed env rolls both nodes while a client loop runs: no request fails.
-    let load = Load::start(&c, 4);
+    let load = Load::start(&c, 4, "/api/health", None);
     std::thread::sleep(Duration::from_millis(500));
     c.write(|t| {
         t.replace("nodes = 3 ", "nodes = 2 ")
@@ -278,14 +190,7 @@ fn scaling_touches_only_the_affected_nodes_and_rollouts_lose_no_request() {
     );
     c.apply().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let (ok, failed, errors) = load.finish();
-    assert!(ok > 100, "the load loop ran only {ok} requests");
-    assert_eq!(
-        failed,
-        0,
-        "{failed} of {} requests failed during the rollout: {errors:?}",
-        ok + failed
-    );
+    load.assert_none_failed(101, "the rollout");
     let after = c.container_ids();
     for i in 1..=2 {
         let name = format!("{}-app-{i}", c.name);
@@ -521,7 +426,7 @@ fn nodes_publishing_host_ports_are_replaced_stop_first_without_failed_requests()
     assert_eq!(direct(base), format!("{}-app-1", c.name));
     assert_eq!(direct(base + 1), format!("{}-app-2", c.name));
 
-    let load = Load::start(&c, 4);
+    let load = Load::start(&c, 4, "/api/health", None);
     std::thread::sleep(Duration::from_millis(300));
     c.write(move |t| edit(t).replace("RUST_LOG = \"info\"", "RUST_LOG = \"debug\""));
     c.apply().unwrap();

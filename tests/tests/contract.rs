@@ -12,7 +12,7 @@ use deployer::render::Templates;
 use deployer::target::docker::realise;
 use node_contract::{var, Secret, VARS};
 
-/// The example cluster with every optional part on: Redis, extra env, host ports.
+/// The example cluster with every optional part on: Redis, the pooler, extra env, host ports.
 fn model() -> Model {
     model_and_extra().0
 }
@@ -22,6 +22,7 @@ fn model_and_extra() -> (Model, BTreeSet<String>) {
     let example = std::fs::read_to_string(e2e::repo().join("cluster.toml")).unwrap();
     let toml = example
         .replace("enabled = false", "enabled = true")
+        .replace("pooler = \"none\"", "pooler = \"pgbouncer\"")
         .replace("[app]\n", "[app]\nhost_port_base = 5001\n");
     let loaded =
         deployer::config::parse(std::path::Path::new("cluster.toml"), toml.as_bytes()).unwrap();

@@ -20,37 +20,15 @@ fn verify(c: &Cluster, options: &Options) -> anyhow::Result<Report> {
 
 /// One number from psql in the cluster's database.
 fn sql_count(c: &Cluster, sql: &str) -> u64 {
-    let password =
-        std::fs::read_to_string(c.dir.path().join(".deployer/secrets/db_password")).unwrap();
-    c.rt.block_on(async {
-        let engine = deployer::target::docker::engine::Engine::connect()
-            .await
-            .unwrap();
-        let (code, out) = engine
-            .exec(
-                &format!("{}-postgres", c.name),
-                &[
-                    "psql",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "app",
-                    "-d",
-                    "app",
-                    "-XAtq",
-                    "-c",
-                    sql,
-                ],
-                None,
-                &[format!("PGPASSWORD={}", password.trim())],
-            )
-            .await
-            .unwrap();
-        assert_eq!(code, 0, "psql: {out}");
-        out.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("not a number: {out}"))
-    })
+    let rows = e2e::psql(c, &format!("{}-postgres", c.name), "app", sql);
+    let out = rows
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or_default();
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {out}"))
 }
 
 fn figures<'a>(r: &'a Report, name: &str) -> &'a Value {

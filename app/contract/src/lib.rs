@@ -19,6 +19,7 @@ use serde::Serialize;
 /// The name of every environment variable the node reads.
 pub mod var {
     pub const DATABASE_URL: &str = "DATABASE_URL";
+    pub const DATABASE_DIRECT_URL: &str = "DATABASE_DIRECT_URL";
     pub const DATABASE_PASSWORD_FILE: &str = "DATABASE_PASSWORD_FILE";
     pub const DATABASE_POOL_SIZE: &str = "DATABASE_POOL_SIZE";
     pub const NODE_NAME: &str = "NODE_NAME";
@@ -73,6 +74,12 @@ pub const VARS: &[Var] = &[
         true,
         true,
         "PostgreSQL URL without the password: postgres://user@host:5432/db",
+    ),
+    v(
+        var::DATABASE_DIRECT_URL,
+        false,
+        true,
+        "PostgreSQL itself, bypassing a pooler, for what needs a session of its own (the job queue's LISTEN, the migration lock); unset: DATABASE_URL (the deployer sets it when [database] pooler is on, and DATABASE_URL then names the pooler)",
     ),
     v(
         var::DATABASE_PASSWORD_FILE,
@@ -360,8 +367,12 @@ pub fn shutdown_timeout_for(stop_grace: Duration) -> Duration {
 pub struct NodeContract {
     pub node_name: String,
     pub port: u16,
-    /// The PostgreSQL URL without the password (that comes from [`Secret::DatabasePassword`]).
+    /// The PostgreSQL URL without the password (that comes from [`Secret::DatabasePassword`]):
+    /// the pooler when there is one. Every query goes through it.
     pub database_url: String,
+    /// PostgreSQL itself when `database_url` names a pooler: for the connections that
+    /// need a session of their own (LISTEN, the migration's advisory lock).
+    pub database_direct_url: Option<String>,
     pub pool_size: u32,
     pub job_workers: u32,
     pub log_format: LogFormat,
@@ -382,12 +393,16 @@ pub struct NodeContract {
 }
 
 impl NodeContract {
-    /// The node's environment, in order: `DATABASE_URL`, the secrets' `*_FILE` variables
+    /// The node's environment, in order: `DATABASE_URL`, `DATABASE_DIRECT_URL` when set,
+    /// the secrets' `*_FILE` variables
     /// (in [`Secret::ALL`] order), `DATABASE_POOL_SIZE`, `NODE_NAME`, `PORT`, `JOB_WORKERS`,
     /// `LOG_FORMAT`, `SHUTDOWN_TIMEOUT_SECS`, then `REDIS_URL` when set, then
     /// [`extra_env`](Self::extra_env) in key order.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![(var::DATABASE_URL.to_owned(), self.database_url.clone())];
+        if let Some(url) = &self.database_direct_url {
+            env.push((var::DATABASE_DIRECT_URL.to_owned(), url.clone()));
+        }
         env.extend(
             Secret::ALL
                 .into_iter()
@@ -436,7 +451,8 @@ mod tests {
         NodeContract {
             node_name: "demo-app-2".into(),
             port: 4000,
-            database_url: "postgres://app@demo-postgres:5432/app".into(),
+            database_url: "postgres://app@demo-pooler:5432/app".into(),
+            database_direct_url: Some("postgres://app@demo-postgres:5432/app".into()),
             pool_size: 7,
             job_workers: 3,
             log_format: LogFormat::Text,
@@ -464,7 +480,11 @@ mod tests {
         assert_eq!(
             pairs(&env),
             [
-                ("DATABASE_URL", "postgres://app@demo-postgres:5432/app"),
+                ("DATABASE_URL", "postgres://app@demo-pooler:5432/app"),
+                (
+                    "DATABASE_DIRECT_URL",
+                    "postgres://app@demo-postgres:5432/app"
+                ),
                 ("DATABASE_PASSWORD_FILE", "/run/secrets/db_password"),
                 ("JWT_SECRET_FILE", "/run/secrets/jwt_secret"),
                 ("DATABASE_POOL_SIZE", "7"),
@@ -484,6 +504,7 @@ mod tests {
     fn env_without_redis_or_secrets_leaves_them_out() {
         let mut contract = sample();
         contract.redis_url = None;
+        contract.database_direct_url = None;
         contract.secrets = vec![Secret::JwtSecret];
         contract.extra_env.clear();
         let env = contract.env();
@@ -531,6 +552,7 @@ mod tests {
         assert!(reserved.contains(&var::JWT_SECRET));
         for name in [
             "DATABASE_URL",
+            "DATABASE_DIRECT_URL",
             "DATABASE_PASSWORD_FILE",
             "DATABASE_POOL_SIZE",
             "NODE_NAME",

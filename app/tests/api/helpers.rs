@@ -109,6 +109,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
     Settings {
         database: DatabaseSettings {
             connect_options: database.options.clone(),
+            direct_options: None,
             pool_size: 5,
         },
         node_name: node,
@@ -166,6 +167,11 @@ impl TestApp {
             .connect_options
             .clone()
             .application_name(&settings.node_name);
+        settings.database.direct_options = settings
+            .database
+            .direct_options
+            .take()
+            .map(|o| o.application_name(&settings.node_name));
         let application = Application::build(settings.clone())
             .await
             .expect("failed to build the app");

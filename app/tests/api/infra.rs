@@ -52,6 +52,129 @@ fn fail(what: &str, error: &str) -> ! {
     );
 }
 
+/// PgBouncer 1.24 in transaction mode in front of the test PostgreSQL, started once per run.
+pub struct Pooler {
+    /// Where clients connect: 127.0.0.1 and the pooler's port, as the superuser with the
+    /// password of its auth file (SCRAM between client and pooler, as in a cluster).
+    pub admin: PgConnectOptions,
+    /// PgBouncer's server connections per database: each test database gets its own pool.
+    pub pool_size: u32,
+}
+
+/// The image the tests run PgBouncer from (Debian trixie's 1.24 built locally by
+/// scripts/build-images.sh, or the same image pulled): the host is bookworm, whose
+/// PgBouncer 1.18 cannot pool prepared statements, and trixie's package needs a newer libc
+/// than bookworm's.
+pub const PGBOUNCER_IMAGE: &str = "edoburu/pgbouncer:v1.24.1-p1";
+
+/// The password in the pooler's auth file (the throwaway PostgreSQL trusts local
+/// connections, so only the pooler checks it).
+const POOLER_PASSWORD: &str = "pooler-test-password";
+
+pub fn pooler() -> &'static Pooler {
+    static POOLER: OnceLock<Pooler> = OnceLock::new();
+    POOLER.get_or_init(|| start_pooler().unwrap_or_else(|error| fail_pooler(&error)))
+}
+
+fn fail_pooler(error: &str) -> ! {
+    let ci = std::env::var("CI").is_ok_and(|value| value == "true");
+    panic!(
+        "could not start PgBouncer for the app tests{}: {error}\n\
+         hint: a Docker engine and the image {PGBOUNCER_IMAGE} (scripts/build-images.sh builds it \
+         from Debian trixie's pgbouncer 1.24 when it cannot be pulled)",
+        if ci {
+            " (CI=true: failing, not skipping)"
+        } else {
+            ""
+        }
+    );
+}
+
+fn start_pooler() -> Result<Pooler, String> {
+    let admin = &infra().admin;
+    let image_ok = Command::new("docker")
+        .args(["image", "inspect", PGBOUNCER_IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|error| format!("cannot run docker: {error}"))?
+        .success();
+    if !image_ok {
+        return Err(format!("the image {PGBOUNCER_IMAGE} is not on this engine"));
+    }
+    let dir = scratch_dir("pgbouncer");
+    // The container's user (uid 70) reads it through a bind mount.
+    let auth = dir.join("auth");
+    std::fs::write(
+        &auth,
+        format!("\"{}\" \"{POOLER_PASSWORD}\"\n", admin.get_username()),
+    )
+    .map_err(|error| error.to_string())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(&dir, 0o755), (&auth, 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|error| error.to_string())?;
+        }
+    }
+    let port = free_port();
+    let pool_size = 4;
+    let name = format!("app-tests-pgbouncer-{}", std::process::id());
+    let env = [
+        ("DB_HOST", "127.0.0.1".to_string()),
+        ("DB_PORT", admin.get_port().to_string()),
+        ("LISTEN_ADDR", "127.0.0.1".to_string()),
+        ("LISTEN_PORT", port.to_string()),
+        ("AUTH_TYPE", "scram-sha-256".to_string()),
+        ("AUTH_FILE", "/run/secrets/pgbouncer_auth".to_string()),
+        ("POOL_MODE", "transaction".to_string()),
+        ("DEFAULT_POOL_SIZE", pool_size.to_string()),
+        ("MAX_CLIENT_CONN", "1000".to_string()),
+        ("MAX_PREPARED_STATEMENTS", "200".to_string()),
+        (
+            "IGNORE_STARTUP_PARAMETERS",
+            "extra_float_digits".to_string(),
+        ),
+        ("STATS_USERS", admin.get_username().to_string()),
+    ];
+    // In the foreground under the watchdog: when this process is gone, SIGINT reaches
+    // `docker run`, which passes it to PgBouncer (a safe shutdown), and --rm removes it.
+    let mut command: Vec<String> = [
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "host",
+    ]
+    .map(String::from)
+    .to_vec();
+    command.extend([
+        "-v".to_string(),
+        format!("{}:/run/secrets/pgbouncer_auth:ro", auth.display()),
+    ]);
+    for (key, value) in &env {
+        command.extend(["-e".to_string(), format!("{key}={value}")]);
+    }
+    command.push(PGBOUNCER_IMAGE.to_string());
+    let log = dir.join("pgbouncer.log");
+    spawn_watched(&dir, &log, &command)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(format!("PgBouncer did not listen in 30 s:\n{log}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(Pooler {
+        admin: admin.clone().port(port).password(POOLER_PASSWORD),
+        pool_size,
+    })
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())

@@ -9,5 +9,6 @@ mod helpers;
 mod infra;
 mod jobs;
 mod limits;
+mod pooler;
 mod shutdown;
 mod users;

@@ -165,7 +165,15 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
     let observed = d.observe().await?;
     let budget = d.spec().budget();
     let usage = d.connections(&observed).await;
+    let pools = d.pooler_pools(&observed).await;
+    // The pooler's connections to PostgreSQL are its servers (`SHOW POOLS`): in
+    // pg_stat_activity they carry the name of the node whose queries they last ran.
+    let pooler_name = crate::model::pooler_name(d.spec()).unwrap_or_default();
     let conns = |name: &str| {
+        if name == pooler_name {
+            let pools = pools.as_ref().ok()?.as_ref()?;
+            return Some(pools.iter().map(crate::pooler::PoolStats::servers).sum());
+        }
         usage
             .as_ref()
             .ok()
@@ -186,6 +194,7 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
                 "volume": observed.volume,
                 "budget": budget,
                 "connections_in_use": usage.as_ref().ok().map(|u| u.iter().map(|(_, n)| n).sum::<u32>()),
+                "pooler_pools": pools.as_ref().ok().cloned().flatten(),
             }))?
         );
         return Ok(Outcome::Ok);
@@ -232,6 +241,29 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             );
         }
         Err(e) => println!("\nconnections: unknown ({e})"),
+    }
+    if let (Some(c), Some(p)) = (&budget.clients, d.spec().database().pooler()) {
+        let name = &pooler_name;
+        match &pools {
+            Ok(Some(pools)) => {
+                for pool in pools {
+                    println!(
+                        "pooler {name} (SHOW POOLS, {}@{}): {}; budget: servers ≤ {} (pooler_pool_size), clients at peak {} of {} (pooler_max_client_conn)",
+                        pool.user,
+                        pool.database,
+                        pool.summary(),
+                        p.pool_size(),
+                        c.peak,
+                        c.limit
+                    );
+                }
+                if pools.is_empty() {
+                    println!("pooler {name}: no pool yet (no client has connected)");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => println!("pooler {name}: unknown ({e})"),
+        }
     }
     Ok(Outcome::Ok)
 }

@@ -20,6 +20,9 @@ pub fn images(file: &Path) -> anyhow::Result<Outcome> {
     if let Some(r) = &spec.redis() {
         println!("{}", r.image());
     }
+    if let Some(p) = spec.database().pooler() {
+        println!("{}", p.image());
+    }
     Ok(Outcome::Ok)
 }
 

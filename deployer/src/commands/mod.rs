@@ -100,7 +100,8 @@ pub enum Command {
     #[command(
         long_about = "Validate, plan, ask, then converge in dependency order: network and volume; \
             PostgreSQL (health-gated; the live max_connections and other clients' connections are \
-            checked against the budget); migrations once; Redis; app nodes, each ready before \
+            checked against the budget); PgBouncer when [database] pooler is on (health-gated); \
+            migrations once; Redis; app nodes, each ready before \
             nginx sends it traffic; nginx. Scaling touches only the affected nodes; a changed \
             image or env rolls the nodes max_surge at a time with no failed requests. Writes \
             generated/ so it holds exactly what was applied.",
@@ -108,7 +109,7 @@ pub enum Command {
     )]
     Apply(ApplyArgs),
 
-    /// Show each service and node, its health, and the connections in use.
+    /// Show each service and node, its health, and the connections in use (and the pooler's pools).
     #[command(after_help = "Examples:\n  deployer status\n  deployer status --json")]
     Status(JsonFlag),
 
@@ -122,7 +123,7 @@ pub enum Command {
 
     /// List the service images cluster.toml names (one per line).
     #[command(
-        long_about = "Print the PostgreSQL, nginx and (when enabled) Redis image references of \
+        long_about = "Print the PostgreSQL, nginx and (when enabled) Redis and PgBouncer image references of \
             cluster.toml, one per line: what `docker pull` (or scripts/build-images.sh, which \
             builds compatible images from Debian packages when no registry answers) must provide. \
             The app image comes from `deployer build`.",

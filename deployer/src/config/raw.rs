@@ -50,6 +50,10 @@ pub struct RawDatabase {
     pub image: Option<Spanned<String>>,
     pub name: Option<Spanned<String>>,
     pub user: Option<Spanned<String>>,
+    pub pooler: Option<Spanned<String>>,
+    pub pooler_pool_size: Option<Spanned<i64>>,
+    pub pooler_max_client_conn: Option<Spanned<i64>>,
+    pub pooler_image: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-use crate::budget::{Budget, BudgetInput};
+use crate::budget::{Budget, BudgetInput, PoolerInput};
 
 /// A lowercase DNS label (RFC 1123): `[a-z0-9-]`, starts with a letter, does not
 /// end with `-`. Safe in a container name, a host name, an nginx directive and YAML.
@@ -230,6 +230,54 @@ pub struct DatabaseSpec {
     pub(in crate::config) image: ImageRef,
     pub(in crate::config) name: DnsLabel,
     pub(in crate::config) user: DnsLabel,
+    /// PgBouncer between the nodes and PostgreSQL, when `pooler = "pgbouncer"`.
+    pub(in crate::config) pooler: Option<PoolerSpec>,
+}
+
+/// A connection pooler between the nodes and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolerKind {
+    /// No pooler: nodes connect to PostgreSQL directly (the default).
+    None,
+    /// PgBouncer in transaction mode.
+    Pgbouncer,
+}
+
+impl Choice for PoolerKind {
+    const ALL: &'static [(&'static str, PoolerKind)] = &[
+        ("none", PoolerKind::None),
+        ("pgbouncer", PoolerKind::Pgbouncer),
+    ];
+}
+
+/// The PgBouncer image a real user pulls: PgBouncer 1.24.1 (Debian trixie's version,
+/// which `scripts/build-images.sh` builds locally under this ref when no registry answers).
+pub const POOLER_IMAGE: &str = "edoburu/pgbouncer:v1.24.1-p1";
+
+/// PgBouncer in front of PostgreSQL, in transaction mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolerSpec {
+    /// Server connections PgBouncer opens to PostgreSQL at most.
+    pub(in crate::config) pool_size: u32,
+    /// Client connections PgBouncer accepts at most.
+    pub(in crate::config) max_client_conn: u32,
+    pub(in crate::config) image: ImageRef,
+}
+
+/// Read-only: a spec is only ever built by validation.
+impl PoolerSpec {
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size
+    }
+
+    pub fn max_client_conn(&self) -> u32 {
+        self.max_client_conn
+    }
+
+    pub fn image(&self) -> &ImageRef {
+        &self.image
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -379,6 +427,11 @@ impl DatabaseSpec {
     pub fn user(&self) -> &DnsLabel {
         &self.user
     }
+
+    /// PgBouncer between the nodes and PostgreSQL, if configured.
+    pub fn pooler(&self) -> Option<&PoolerSpec> {
+        self.pooler.as_ref()
+    }
 }
 
 /// Read-only: a spec is only ever built by validation.
@@ -469,6 +522,10 @@ impl ClusterSpec {
             reserve: self.database.reserve_connections,
             max_connections: self.database.max_connections,
             superuser_reserved: self.database.superuser_reserved_connections,
+            pooler: self.database.pooler.as_ref().map(|p| PoolerInput {
+                server_pool: p.pool_size,
+                max_clients: p.max_client_conn,
+            }),
         })
     }
 }

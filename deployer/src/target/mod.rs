@@ -43,6 +43,13 @@ pub trait Probes: Sync {
     /// database (never published on the host: the target reaches it inside).
     fn sql(&self, sql: &str) -> impl Future<Output = Result<Vec<Vec<String>>, Self::Error>> + Send;
 
+    /// Rows of tab-separated fields, column names first, from one statement on the
+    /// pooler's admin console (`SHOW POOLS`); only for a cluster with a pooler.
+    fn pooler_console(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = Result<Vec<Vec<String>>, Self::Error>> + Send;
+
     /// Runs a `sh` script inside the cluster's network, where node names
     /// resolve (on the balancer); its exit code and output.
     fn in_cluster(

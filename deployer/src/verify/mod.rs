@@ -162,6 +162,9 @@ pub async fn verify(
     let user = v.sign_up().await;
     record(v.auth(&user).await);
     record(v.jobs(&user).await);
+    if loaded.spec.database().pooler().is_some() {
+        record(v.pooler(&user).await);
+    }
     if options.chaos {
         record(v.chaos().await);
     }

@@ -57,14 +57,8 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
         balancer,
         rollout,
     };
-    let budget_span = d
-        .max_connections
-        .as_ref()
-        .and_then(span)
-        .or(a.pool_size.as_ref().and_then(span))
-        .or(raw.database.as_ref().map(|s| s.span()));
     let mut warnings = c.diags;
-    warnings.extend(check_budget(&spec, budget_span).map_err(|e| vec![e])?);
+    warnings.extend(check_budget(&spec, BudgetSpans::of(raw, a, d)).map_err(|e| vec![e])?);
     Ok((spec, warnings))
 }
 
@@ -113,35 +107,107 @@ fn cross_checks(
     }
 }
 
-/// The connection budget: an error when the peak does not fit, a warning when
-/// less than 10% of headroom is left.
-fn check_budget(
-    spec: &ClusterSpec,
-    budget_span: Option<Range<usize>>,
-) -> Result<Option<Diagnostic>, Diagnostic> {
+/// Where a budget diagnostic points: the key a user would change first.
+struct BudgetSpans {
+    /// The server side: `pooler_pool_size` (pooled), else `max_connections`, else `pool_size`.
+    server: Option<Range<usize>>,
+    /// The client side (pooled): `pool_size`, else `pooler_max_client_conn`, else `pooler`.
+    clients: Option<Range<usize>>,
+}
+
+impl BudgetSpans {
+    fn of(raw: &RawConfig, a: &RawApp, d: &RawDatabase) -> BudgetSpans {
+        let section = raw.database.as_ref().map(|s| s.span());
+        let max_connections = d.max_connections.as_ref().and_then(span);
+        let pool_size = a.pool_size.as_ref().and_then(span);
+        let pooler = d.pooler.as_ref().and_then(span);
+        let server = if d.pooler.is_some() {
+            d.pooler_pool_size
+                .as_ref()
+                .and_then(span)
+                .or(max_connections.clone())
+                .or(pooler.clone())
+        } else {
+            max_connections.clone().or(pool_size.clone())
+        };
+        BudgetSpans {
+            server: server.or(section.clone()),
+            clients: pool_size
+                .or(d.pooler_max_client_conn.as_ref().and_then(span))
+                .or(pooler)
+                .or(section),
+        }
+    }
+}
+
+/// The connection budget, both sides: an error when a peak does not fit, a
+/// warning when less than 10% of headroom is left.
+fn check_budget(spec: &ClusterSpec, at: BudgetSpans) -> Result<Vec<Diagnostic>, Diagnostic> {
     let budget = spec.budget();
-    if budget.over_by() > 0 {
+    if !budget.server_fits() {
         let mut hints = Vec::new();
-        match budget.largest_pool_that_fits() {
-            Some(p) => hints.push(format!("lower pool_size to {p}")),
-            None => hints.push("fewer nodes or a smaller max_surge".to_string()),
+        if budget.pooled() {
+            match budget.largest_server_pool_that_fits() {
+                Some(p) => hints.push(format!("lower pooler_pool_size to {p}")),
+                None => hints.push("fewer nodes or a smaller max_surge".to_string()),
+            }
+        } else {
+            match budget.largest_pool_that_fits() {
+                Some(p) => hints.push(format!("lower pool_size to {p}")),
+                None => hints.push("fewer nodes or a smaller max_surge".to_string()),
+            }
         }
         hints.push(format!(
             "raise max_connections to {}",
             budget.max_connections_needed()
         ));
+        let who = if budget.pooled() {
+            "the pooler and the nodes open"
+        } else {
+            "the cluster opens"
+        };
+        let mut hint = format!("{}\n{}", hints.join(", or "), budget.formula());
+        if let Some(pooled) = pooler_would_fit(spec) {
+            hint.push_str(&format!(
+                "\nor put PgBouncer in front (`pooler = \"pgbouncer\"` in [database]): PostgreSQL would see at most {} of {}",
+                pooled.peak, pooled.limit
+            ));
+        }
         let d = Diagnostic::error(
             format!(
-                "the connection budget does not fit: at peak the cluster opens {} connections, but PostgreSQL allows {} ({} max_connections - {} superuser reserved); over by {}",
+                "the connection budget does not fit: at peak {who} {} connections, but PostgreSQL allows {} ({} max_connections - {} superuser reserved); over by {}",
                 budget.peak, budget.limit, budget.max_connections, budget.superuser_reserved, budget.over_by()
             ),
-            budget_span,
+            at.server,
         )
-        .with_hint(format!("{}\n{}", hints.join(", or "), budget.formula()));
+        .with_hint(hint);
         return Err(d);
     }
+    if let Some(c) = budget.clients.as_ref().filter(|c| !c.fit().fits()) {
+        let mut hints = Vec::new();
+        if let Some(p) = budget.largest_pool_that_fits() {
+            hints.push(format!("lower pool_size to {p}"));
+        }
+        hints.push(format!("raise pooler_max_client_conn to {}", c.peak));
+        let d = Diagnostic::error(
+            format!(
+                "the pooler's client side does not fit: at peak the nodes open {} connections to PgBouncer, but it accepts {} (pooler_max_client_conn); over by {}",
+                c.peak,
+                c.limit,
+                c.fit().over_by()
+            ),
+            at.clients,
+        )
+        .with_hint(format!(
+            "{}\n{}",
+            hints.join(", or "),
+            budget.client_formula().unwrap_or_default()
+        ));
+        return Err(d);
+    }
+    let mut warnings = Vec::new();
     if budget.headroom_percent() < 10.0 {
-        return Ok(Some(
+        warnings.push(
             Diagnostic::warning(
                 format!(
                     "only {} connections ({:.1}%) of headroom are left at peak ({} of {})",
@@ -150,15 +216,49 @@ fn check_budget(
                     budget.peak,
                     budget.limit
                 ),
-                budget_span,
+                at.server,
             )
             .with_hint(format!(
                 "a manual psql session or a second migration could be refused; consider max_connections = {}",
                 budget.max_connections_for_headroom(10.0)
             )),
-        ));
+        );
     }
-    Ok(None)
+    if let Some(c) = budget
+        .clients
+        .as_ref()
+        .filter(|c| c.fit().headroom_percent() < 10.0)
+    {
+        warnings.push(
+            Diagnostic::warning(
+                format!(
+                    "only {} client connections ({:.1}%) of the pooler's headroom are left at peak ({} of {})",
+                    c.fit().headroom(),
+                    c.fit().headroom_percent(),
+                    c.peak,
+                    c.limit
+                ),
+                at.clients,
+            )
+            .with_hint(format!(
+                "a rollout with a larger surge or a psql session through the pooler could be refused; consider pooler_max_client_conn = {}",
+                (c.peak as f64 / 0.9).ceil() as u32
+            )),
+        );
+    }
+    Ok(warnings)
+}
+
+/// Without a pooler: the budget the same cluster would have behind PgBouncer
+/// with its defaults, when that one fits.
+fn pooler_would_fit(spec: &ClusterSpec) -> Option<crate::budget::Budget> {
+    if spec.database.pooler.is_some() {
+        return None;
+    }
+    let mut pooled = spec.clone();
+    pooled.database.pooler = Some(database::default_pooler());
+    let budget = pooled.budget();
+    budget.fits().then_some(budget)
 }
 
 /// Collects every problem while converting, so the user sees them all at once.
@@ -390,5 +490,131 @@ mod tests {
             .as_deref()
             .unwrap()
             .starts_with("lower pool_size to 14, or raise max_connections to 132\n"));
+    }
+
+    /// The example cluster.toml's budget keys at 20 nodes × pool 10 against 100.
+    const TWENTY_NODES: &str = "[cluster]\nname = \"x\"\n[app]\nnodes = 20\npool_size = 10\n[database]\nmax_connections = 100\n";
+
+    fn location(r: &Report) -> String {
+        let text = r.to_string();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("--> "))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    #[test]
+    fn twenty_nodes_fit_with_pgbouncer_and_not_without() {
+        let r = check(TWENTY_NODES).unwrap_err();
+        assert_eq!(r.diagnostics.len(), 1, "{r}");
+        assert_eq!(
+            r.diagnostics[0].message,
+            "the connection budget does not fit: at peak the cluster opens 234 connections, but PostgreSQL allows 97 (100 max_connections - 3 superuser reserved); over by 137"
+        );
+        assert_eq!(location(&r), "cluster.toml:7:19");
+        assert_eq!(
+            r.diagnostics[0].hint.as_deref(),
+            Some("lower pool_size to 3, or raise max_connections to 237\n\
+                  peak = (nodes 20 + max_surge 1) × (pool_size 10 + 1 listener) + reserve 3 = 234\n\
+                  or put PgBouncer in front (`pooler = \"pgbouncer\"` in [database]): PostgreSQL would see at most 44 of 97")
+        );
+
+        let l = check(&format!("{TWENTY_NODES}pooler = \"pgbouncer\"\n")).unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let p = l.spec.database().pooler().unwrap();
+        assert_eq!((p.pool_size(), p.max_client_conn()), (20, 1000));
+        assert_eq!(p.image().as_str(), "edoburu/pgbouncer:v1.24.1-p1");
+        let b = l.spec.budget();
+        assert_eq!((b.peak, b.limit), (44, 97));
+        assert_eq!(
+            b.clients.as_ref().map(|c| (c.peak, c.limit)),
+            Some((213, 1000))
+        );
+    }
+
+    #[test]
+    fn the_pooled_server_side_is_refused_at_pooler_pool_size() {
+        let r = check(&format!(
+            "{TWENTY_NODES}pooler = \"pgbouncer\"\npooler_pool_size = 80\n"
+        ))
+        .unwrap_err();
+        assert_eq!(r.diagnostics.len(), 1, "{r}");
+        assert_eq!(
+            r.diagnostics[0].message,
+            "the connection budget does not fit: at peak the pooler and the nodes open 104 connections, but PostgreSQL allows 97 (100 max_connections - 3 superuser reserved); over by 7"
+        );
+        assert_eq!(location(&r), "cluster.toml:9:20");
+        assert_eq!(
+            r.diagnostics[0].hint.as_deref(),
+            Some("lower pooler_pool_size to 73, or raise max_connections to 107\n\
+                  peak = pooler_pool_size 80 + (nodes 20 + max_surge 1) × 1 listener + reserve 3 = 104")
+        );
+    }
+
+    #[test]
+    fn the_pooled_client_side_is_refused_at_pool_size() {
+        let r = check(&format!(
+            "{TWENTY_NODES}pooler = \"pgbouncer\"\npooler_max_client_conn = 200\n"
+        ))
+        .unwrap_err();
+        assert_eq!(r.diagnostics.len(), 1, "{r}");
+        assert_eq!(
+            r.diagnostics[0].message,
+            "the pooler's client side does not fit: at peak the nodes open 213 connections to PgBouncer, but it accepts 200 (pooler_max_client_conn); over by 13"
+        );
+        assert_eq!(location(&r), "cluster.toml:5:13");
+        assert_eq!(
+            r.diagnostics[0].hint.as_deref(),
+            Some(
+                "lower pool_size to 9, or raise pooler_max_client_conn to 213\n\
+                  clients at peak = (nodes 20 + max_surge 1) × pool_size 10 + reserve 3 = 213"
+            )
+        );
+    }
+
+    #[test]
+    fn little_client_headroom_warns() {
+        // 213 of 220 clients at peak: 3.2% left.
+        let l = check(&format!(
+            "{TWENTY_NODES}pooler = \"pgbouncer\"\npooler_max_client_conn = 220\n"
+        ))
+        .unwrap();
+        assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
+        assert_eq!(
+            l.warnings[0].message,
+            "only 7 client connections (3.2%) of the pooler's headroom are left at peak (213 of 220)"
+        );
+        assert!(l.warnings[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .ends_with("consider pooler_max_client_conn = 237"));
+    }
+
+    #[test]
+    fn pooler_keys_are_checked() {
+        let r = check("[cluster]\nname = \"x\"\n[database]\npooler = \"pgbouncr\"\n").unwrap_err();
+        assert_eq!(r.diagnostics[0].message, "unknown pooler `pgbouncr`");
+        assert_eq!(
+            r.diagnostics[0].hint.as_deref(),
+            Some("did you mean `pgbouncer`? (one of none, pgbouncer)")
+        );
+        let r = check("[cluster]\nname = \"x\"\n[database]\npooler_pool_size = 10\n").unwrap_err();
+        assert_eq!(
+            r.diagnostics[0].message,
+            "`pooler_pool_size` is set but there is no pooler"
+        );
+        assert_eq!(location(&r), "cluster.toml:4:20");
+        let r = check(
+            "[cluster]\nname = \"x\"\n[database]\npooler = \"pgbouncer\"\npooler_pool_size = 0\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            r.diagnostics[0].message,
+            "`pooler_pool_size` = 0 is too small: it must be between 1 and 10000"
+        );
+        let none = check("[cluster]\nname = \"x\"\n[database]\npooler = \"none\"\n").unwrap();
+        assert!(none.spec.database().pooler().is_none());
+        assert!(!none.spec.budget().pooled());
     }
 }

@@ -1,5 +1,5 @@
 //! [`Probes`] on one Docker engine: SQL through `psql` in the PostgreSQL
-//! container, scripts in the balancer container (on the cluster's network),
+//! container (and in the pooler's, for its admin console), scripts in the balancer container (on the cluster's network),
 //! container logs, node addresses from the engine's view of the network.
 
 use std::collections::HashMap;
@@ -15,12 +15,14 @@ pub struct DockerProbes {
     names: Names,
     app_port: u16,
     psql: Psql,
+    console: Psql,
 }
 
 impl DockerProbes {
     pub fn new(engine: Engine, spec: &ClusterSpec, db_password: &str) -> DockerProbes {
         DockerProbes {
             psql: Psql::new(&engine, spec, db_password),
+            console: Psql::pooler_console(&engine, spec, db_password),
             names: Names::of(spec),
             app_port: spec.app().port(),
             engine,
@@ -33,6 +35,10 @@ impl Probes for DockerProbes {
 
     async fn sql(&self, sql: &str) -> Result<Vec<Vec<String>>, EngineError> {
         self.psql.query(sql).await
+    }
+
+    async fn pooler_console(&self, sql: &str) -> Result<Vec<Vec<String>>, EngineError> {
+        self.console.table(sql).await
     }
 
     async fn in_cluster(&self, script: &str, env: &[String]) -> Result<(i64, String), EngineError> {

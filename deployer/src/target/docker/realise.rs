@@ -109,7 +109,7 @@ pub fn secret_files(unit: &Unit, secrets: &Secrets) -> std::io::Result<Option<Ve
         .zip(&paths)
         .map(|(s, path)| archive::File {
             path,
-            contents: secrets.value(s.secret).as_bytes(),
+            contents: secrets.value(*s).as_bytes(),
             mode: 0o400,
             uid: unit.user.0 as u64,
             gid: unit.user.1 as u64,

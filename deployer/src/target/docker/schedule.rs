@@ -116,6 +116,28 @@ impl Schedule<'_> {
             self.push(Step::WaitHealthy { names: wait });
         }
     }
+
+    /// The service units of `which` roles: replaced ones stop first, then the new,
+    /// replaced and stopped ones come up together, health-gated. Returns their names.
+    fn services(&mut self, plan: &Plan, which: impl Fn(&Role) -> bool) -> Vec<String> {
+        let replaced = names_where(plan, |c| match c {
+            Change::Replace { name, role, .. } if which(role) => Some(name),
+            _ => None,
+        });
+        self.stop_remove(replaced.clone(), self.policy.service_grace);
+        let mut created = names_where(plan, |c| match c {
+            Change::Create { name, role } if which(role) => Some(name),
+            _ => None,
+        });
+        created.extend(replaced);
+        let started = names_where(plan, |c| match c {
+            Change::Start { name, role, .. } if which(role) => Some(name),
+            _ => None,
+        });
+        let up: Vec<String> = created.iter().chain(&started).cloned().collect();
+        self.bring_up(created, started);
+        up
+    }
 }
 
 fn names_where(plan: &Plan, f: impl Fn(&Change) -> Option<&String>) -> Vec<String> {
@@ -158,23 +180,26 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
     }
 
     // 2. PostgreSQL and Redis, concurrently, health-gated.
-    let replaced = names_where(plan, |c| match c {
-        Change::Replace { name, role, .. } if service(role) => Some(name),
-        _ => None,
-    });
-    s.stop_remove(replaced.clone(), policy.service_grace);
-    let mut created = names_where(plan, |c| match c {
-        Change::Create { name, role } if service(role) => Some(name),
-        _ => None,
-    });
-    created.extend(replaced);
-    let started = names_where(plan, |c| match c {
-        Change::Start { name, role, .. } if service(role) => Some(name),
-        _ => None,
-    });
+    let up = s.services(plan, service);
     let postgres = model.names.postgres();
-    let postgres_waited = created.contains(&postgres) || started.contains(&postgres);
-    s.bring_up(created, started);
+    let mut postgres_waited = up.contains(&postgres);
+
+    // 2b. The pooler, once PostgreSQL is up, health-gated before any node uses it.
+    // A replaced pooler is stop-first: nodes' pooled queries fail until it is back.
+    let pooler = |r: &Role| *r == Role::Pooler;
+    let pooler_changes = plan.changes.iter().any(|c| match c {
+        Change::Create { role, .. } | Change::Start { role, .. } | Change::Replace { role, .. } => {
+            pooler(role)
+        }
+        _ => false,
+    });
+    if pooler_changes && !postgres_waited {
+        s.push(Step::WaitHealthy {
+            names: vec![postgres.clone()],
+        });
+        postgres_waited = true;
+    }
+    s.services(plan, pooler);
 
     // 3. Before nodes change: the database answers, the budget fits the live server.
     if plan.touches_nodes() {
@@ -337,8 +362,9 @@ pub fn schedule(plan: &Plan, model: &Model, policy: Policy) -> Vec<Step> {
         s.stop_remove(all, policy.node_grace);
     }
 
-    // 8. Other services the spec no longer calls for (Redis turned off; destroy).
-    for role in [Role::Redis, Role::Postgres] {
+    // 8. Other services the spec no longer calls for (the pooler or Redis turned
+    // off, once no node uses it any more; destroy).
+    for role in [Role::Pooler, Role::Redis, Role::Postgres] {
         let gone = names_where(plan, |c| match c {
             Change::Remove { name, role: r, .. } if *r == role => Some(name),
             _ => None,
@@ -471,6 +497,103 @@ mod tests {
                 "create t-lb",
                 "wait healthy t-lb",
             ]
+        );
+    }
+
+    const POOLED: &str = "[database]\npooler = \"pgbouncer\"\n";
+
+    /// `t-pooler-<generation>` of [`POOLED`].
+    fn pooler() -> String {
+        crate::model::pooler_name(&spec(POOLED)).unwrap()
+    }
+
+    #[test]
+    fn the_pooler_comes_after_postgres_and_before_the_nodes() {
+        let got = steps("", POOLED, |o| *o = Observed::default(), Goal::Converge);
+        let p = pooler();
+        assert_eq!(
+            got,
+            [
+                "create network t-net",
+                "create volume t-pgdata",
+                "create t-postgres",
+                "wait healthy t-postgres",
+                &format!("create {p}"),
+                &format!("wait healthy {p}"),
+                "check the budget against the running database",
+                "migrate",
+                &format!("create {THREE}"),
+                &format!("wait healthy {THREE}"),
+                "create t-lb",
+                "wait healthy t-lb",
+            ]
+        );
+    }
+
+    /// `before`, one rolling batch per node of three, then `after`.
+    fn around_a_rollout(before: &[String], after: &[String]) -> Vec<String> {
+        let mut want = before.to_vec();
+        for i in 1..=3 {
+            want.extend(batch(&[i]));
+        }
+        want.extend(after.iter().cloned());
+        want
+    }
+
+    fn owned(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn turning_the_pooler_on_starts_it_then_rolls_the_nodes() {
+        let p = pooler();
+        let want = around_a_rollout(
+            &[
+                "wait healthy t-postgres".into(),
+                format!("create {p}"),
+                format!("wait healthy {p}"),
+                "check the budget against the running database".into(),
+                "migrate".into(),
+            ],
+            &[],
+        );
+        assert_eq!(converge("", POOLED), want);
+    }
+
+    #[test]
+    fn turning_the_pooler_off_rolls_the_nodes_then_removes_it() {
+        let p = pooler();
+        let want = around_a_rollout(
+            &owned(&[
+                "wait healthy t-postgres",
+                "check the budget against the running database",
+                "migrate",
+            ]),
+            &[format!("stop {p} (grace 10s)"), format!("remove {p}")],
+        );
+        assert_eq!(converge(POOLED, ""), want);
+    }
+
+    #[test]
+    fn a_changed_pooler_starts_beside_the_old_one_and_the_nodes_roll_over() {
+        let (old, new) = (
+            pooler(),
+            crate::model::pooler_name(&spec(&format!("{POOLED}pooler_pool_size = 30\n"))).unwrap(),
+        );
+        assert_ne!(old, new);
+        let want = around_a_rollout(
+            &[
+                "wait healthy t-postgres".into(),
+                format!("create {new}"),
+                format!("wait healthy {new}"),
+                "check the budget against the running database".into(),
+                "migrate".into(),
+            ],
+            &[format!("stop {old} (grace 10s)"), format!("remove {old}")],
+        );
+        assert_eq!(
+            converge(POOLED, &format!("{POOLED}pooler_pool_size = 30\n")),
+            want
         );
     }
 

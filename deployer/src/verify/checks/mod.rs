@@ -9,3 +9,4 @@ mod cleanup;
 mod database;
 mod jobs;
 mod load;
+mod pooler;

@@ -12,6 +12,7 @@ mod distribution;
 mod jobs;
 mod load;
 mod nodes;
+mod pooler;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,7 @@ pub use distribution::{fairness, judge_distribution, DistributionVerdict, MIN_FA
 pub(super) use jobs::{jobs_check, JobRow, JobsFigures};
 pub(super) use load::load_check;
 pub(super) use nodes::{balancer_check, nodes_check, parse_probes};
+pub(super) use pooler::{pooler_check, PoolerFigures, PoolerSample};
 
 /// `a 3, b 2`: a map as the summaries show it.
 fn listed<V: std::fmt::Display>(m: &BTreeMap<impl std::fmt::Display, V>) -> String {
