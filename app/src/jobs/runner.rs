@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::queue::{self, FetchedJob};
@@ -47,8 +47,11 @@ struct Ack {
     result: Result<(), String>,
 }
 
-/// Jobs this node is running: id → attempt.
-type Running = Arc<Mutex<HashMap<i64, i32>>>;
+/// Jobs this node is running: id → (attempt, the task running it, once spawned).
+type Running = Arc<Mutex<HashMap<i64, (i32, Option<AbortHandle>)>>>;
+
+/// How much of a maintenance round pruning may take before it leaves the rest for the next.
+const PRUNE_BUDGET: Duration = Duration::from_secs(1);
 
 impl JobRunner {
     pub fn new(
@@ -185,17 +188,25 @@ impl JobRunner {
             {
                 let mut running = running.lock().expect("lock");
                 for job in &jobs {
-                    running.insert(job.id, job.attempts);
+                    running.insert(job.id, (job.attempts, None));
                 }
             }
             for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
                 let pool = self.pool.clone();
                 let acks = acks.clone();
-                let running = Arc::clone(running);
-                tasks.spawn(async move {
+                let (id, attempt) = (job.id, job.attempts);
+                let task_running = Arc::clone(running);
+                let handle = tasks.spawn(async move {
                     let _permit = permit;
-                    execute(&pool, job, &acks, &running).await;
+                    execute(&pool, job, &acks, &task_running).await;
                 });
+                // The heartbeat aborts the task through this if the attempt stops being ours;
+                // a task that already finished has removed its entry.
+                if let Some(entry) = running.lock().expect("lock").get_mut(&id) {
+                    if entry.0 == attempt {
+                        entry.1 = Some(handle);
+                    }
+                }
             }
             drop(permits);
             if fetched < wanted {
@@ -217,6 +228,7 @@ async fn execute(
     running: &Running,
 ) {
     let started = std::time::Instant::now();
+    let (id, attempt) = (job.id, job.attempts);
     let outcome = AssertUnwindSafe(workers::perform(pool, &job))
         .catch_unwind()
         .await;
@@ -238,7 +250,12 @@ async fn execute(
         tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed");
     }
     // The lease lasts for seconds; the completer writes this within milliseconds.
-    running.lock().expect("lock").remove(&job.id);
+    {
+        let mut running = running.lock().expect("lock");
+        if running.get(&id).is_some_and(|entry| entry.0 == attempt) {
+            running.remove(&id);
+        }
+    }
     let _ = acks.send(Ack {
         id: job.id,
         attempt: job.attempts,
@@ -339,26 +356,70 @@ async fn listen(pool: PgPool, wake: Arc<Notify>) {
     }
 }
 
-/// Renews the leases of this node's running jobs three times per lease.
+/// How often the heartbeat renews leases: four times per lease, so three beats in a row may
+/// fail (a slow database, a busy node) before another node may take the job.
+pub fn heartbeat_period(lease: Duration) -> Duration {
+    lease / 4
+}
+
+/// Renews the leases of this node's running attempts, and stops the attempts it no longer
+/// holds: when a lease lapsed anyway (the node could not reach the database for longer than
+/// the lease) another node has rescued the job, and running on here would run it twice.
 async fn heartbeat(pool: PgPool, node: Arc<str>, running: Running, lease: Duration) {
-    let mut ticks = tokio::time::interval(lease / 3);
+    let mut ticks = tokio::time::interval(heartbeat_period(lease));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let ids: Vec<i64> = running.lock().expect("lock").keys().copied().collect();
-        if ids.is_empty() {
+        let mine: Vec<(i64, i32)> = running
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(id, (attempt, _))| (*id, *attempt))
+            .collect();
+        if mine.is_empty() {
             continue;
         }
-        if let Err(error) = queue::heartbeat(&pool, &node, &ids, lease).await {
-            tracing::warn!(error = %error, "failed to renew job leases");
+        let renewed = match queue::heartbeat(&pool, &node, &mine, lease).await {
+            Ok(renewed) => renewed,
+            Err(error) => {
+                tracing::warn!(error = %error, "failed to renew job leases");
+                continue;
+            }
+        };
+        if renewed.len() == mine.len() {
+            continue;
+        }
+        let renewed: std::collections::HashSet<i64> = renewed.into_iter().collect();
+        let mut running = running.lock().expect("lock");
+        for (id, attempt) in mine {
+            if renewed.contains(&id) {
+                continue;
+            }
+            // Still running the same attempt here (not just finished): it is not ours anymore.
+            if running.get(&id).is_some_and(|entry| entry.0 == attempt) {
+                if let Some((_, Some(handle))) = running.remove(&id) {
+                    handle.abort();
+                }
+                tracing::warn!(
+                    job = id,
+                    attempt,
+                    "lost the lease of a running job (another node took it); stopped it here"
+                );
+            }
         }
     }
 }
 
-/// Periodic chores any node may do: rescue jobs with expired leases, prune old jobs and
-/// rate-limit counters, keep the metrics histograms drained.
+/// How often a node looks for lapsed leases (and prunes): four times per lease, so a dead
+/// node's job runs again at most about a lease and a quarter after its last heartbeat.
+pub fn maintenance_period(lease: Duration) -> Duration {
+    (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(5))
+}
+
+/// Periodic chores any node may do: rescue jobs with expired leases, prune old jobs, the
+/// outbox and rate-limit counters, keep the metrics histograms drained.
 async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metrics: Metrics) {
-    let period = (settings.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let period = maintenance_period(settings.lease);
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds = 0u64;
@@ -378,11 +439,38 @@ async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metric
             if let Err(error) = crate::rate_limit::prune_postgres(&pool).await {
                 tracing::warn!(error = %error, "failed to prune login failures");
             }
-            match queue::prune(&pool, settings.retention).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "pruned old jobs"),
-                Err(error) => tracing::warn!(error = %error, "failed to prune old jobs"),
+        }
+        prune(&pool, settings.retention).await;
+    }
+}
+
+/// Prunes finished jobs and old outbox emails a batch at a time until none are left or the
+/// round's budget is spent: every round, so pruning keeps up with a queue that finishes
+/// thousands of jobs a second (a batch takes milliseconds).
+async fn prune(pool: &PgPool, retention: Duration) {
+    let started = Instant::now();
+    for table in ["jobs", "outbox_emails"] {
+        let mut total = 0;
+        loop {
+            let pruned = match table {
+                "jobs" => queue::prune(pool, retention).await,
+                _ => queue::prune_outbox(pool, retention).await,
+            };
+            match pruned {
+                Ok(count) => {
+                    total += count;
+                    if count < queue::PRUNE_BATCH as u64 || started.elapsed() > PRUNE_BUDGET {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, table, "failed to prune");
+                    break;
+                }
             }
+        }
+        if total > 0 {
+            tracing::debug!(count = total, table, "pruned");
         }
     }
 }

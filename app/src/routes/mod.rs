@@ -1,6 +1,6 @@
 //! The HTTP API. One file per resource; the router is assembled here.
 
-mod auth;
+pub(crate) mod auth;
 mod health;
 mod jobs;
 mod metrics;
@@ -10,10 +10,13 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::handler::Handler;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use std::convert::Infallible;
+use std::time::Duration;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -49,19 +52,54 @@ pub fn router(state: AppState) -> Router {
 /// The whole HTTP service: the router behind the layers every request goes through. They wrap
 /// the router once rather than each route (`Router::layer` boxes every route once more per
 /// layer, an allocation and a clone per request each).
+///
+/// A request that takes longer than `timeout` is answered 503 `timeout` in the usual JSON
+/// shape (tower-http's `TimeoutLayer` answers with an empty body), and its handler is dropped.
+/// `tokio::time::timeout` polls the handler first, so a handler that answers at once (health)
+/// never registers a timer.
 pub fn service(
     state: AppState,
     body_limit: usize,
+    timeout: Duration,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future = impl Send + 'static>
        + Clone
        + Send
        + Sync
        + 'static {
     ServiceBuilder::new()
-        .map_response(|response: axum::http::Response<_>| response.map(Body::new))
+        .map_response(|response: axum::http::Response<_>| {
+            let mut response = response.map(Body::new);
+            secure_headers(response.headers_mut());
+            response
+        })
         .layer(CatchPanicLayer::custom(panicked))
+        .map_future(move |answer| async move {
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(result) => result,
+                Err(_) => Ok(ApiError::Timeout.into_response()),
+            }
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .service(router(state))
+}
+
+/// Headers on every answer: nothing here is for a browser to sniff, frame or cache (tokens
+/// and user data are in the bodies), and no answer needs the referrer.
+fn secure_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
 }
 
 /// A route's methods with the JSON 405 for the others, counted in the request metrics under
@@ -81,6 +119,5 @@ async fn method_not_allowed() -> ApiError {
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    use axum::response::IntoResponse;
     ApiError::internal(anyhow::anyhow!("a handler panicked")).into_response()
 }
