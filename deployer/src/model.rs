@@ -123,7 +123,38 @@ pub struct Unit {
     pub restart: bool,
     /// The named volume mounted at its path (PostgreSQL's data).
     pub volume: Option<(String, &'static str)>,
+    /// How the engine rotates the unit's log.
+    pub logs: LogRotation,
     pub fingerprint: Fingerprint,
+}
+
+/// Log rotation as every target writes it: the json-file driver keeping at most `max_files`
+/// files of `max_size_mb` each, so no container's log (the balancer's access log above all)
+/// grows without bound, whatever the daemon's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogRotation {
+    pub max_size_mb: u32,
+    pub max_files: u32,
+}
+
+impl LogRotation {
+    /// The log driver both targets name.
+    pub const DRIVER: &'static str = "json-file";
+
+    pub fn of(spec: &ClusterSpec) -> Self {
+        Self {
+            max_size_mb: spec.logs().max_size_mb(),
+            max_files: spec.logs().max_files(),
+        }
+    }
+
+    /// The driver's options: `max-size` (`10m`) and `max-file` (`3`).
+    pub fn options(&self) -> [(&'static str, String); 2] {
+        [
+            ("max-size", format!("{}m", self.max_size_mb)),
+            ("max-file", self.max_files.to_string()),
+        ]
+    }
 }
 
 impl Unit {
@@ -172,6 +203,10 @@ impl Model {
                 stop_grace: Duration::ZERO,
                 restart: false,
                 volume: None,
+                logs: LogRotation {
+                    max_size_mb: 1,
+                    max_files: 1,
+                },
                 fingerprint: Fingerprint::new(),
             },
             names,
@@ -283,6 +318,7 @@ fn node_unit(spec: &ClusterSpec, images: &Images, slot: Slot, name: String, comm
         stop_grace: contract.stop_grace,
         restart: serving,
         volume: None,
+        logs: LogRotation::of(spec),
         fingerprint,
     }
 }
@@ -337,6 +373,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         stop_grace: Duration::from_secs(10),
         restart: true,
         volume: Some((n.volume(), "/var/lib/postgresql/data")),
+        logs: LogRotation::of(spec),
         fingerprint: fp(&[
             ("image", images.postgres.clone()),
             ("max_connections", db.max_connections().to_string()),
@@ -376,6 +413,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
             stop_grace: Duration::from_secs(10),
             restart: true,
             volume: None,
+            logs: LogRotation::of(spec),
             fingerprint: fp(&[("image", image.clone())]),
         });
     }
@@ -409,13 +447,20 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         stop_grace: Duration::from_secs(10),
         restart: true,
         volume: None,
+        logs: LogRotation::of(spec),
         fingerprint: fp(&[
             ("image", images.balancer.clone()),
             ("port", spec.balancer().port().to_string()),
             ("bind", spec.balancer().bind().to_string()),
         ]),
     });
-    let migrate = node_unit(spec, images, Slot::Migrate, n.migrate(), "migrate");
+    let mut migrate = node_unit(spec, images, Slot::Migrate, n.migrate(), "migrate");
+    // A changed rotation is a reason to replace: the engine sets it when it creates a container.
+    for unit in units.iter_mut().chain([&mut migrate]) {
+        let [size, files] = unit.logs.options();
+        unit.fingerprint
+            .insert("logs".into(), format!("{}x{}", size.1, files.1));
+    }
     Model {
         network: n.network(),
         volume: n.volume(),

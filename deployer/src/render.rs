@@ -10,7 +10,7 @@ use node_contract::Secret;
 
 use crate::config::Choice;
 use crate::config::ClusterSpec;
-use crate::model::{self, Images, Model, Unit};
+use crate::model::{self, Images, LogRotation, Model, Unit};
 use crate::names::{self, Role, Slot};
 use crate::secrets;
 
@@ -203,6 +203,8 @@ impl Templates {
                     stop_grace_period => compose_duration(u.stop_grace),
                     restart => if u.restart { "unless-stopped" } else { "no" },
                     depends_on => depends_on,
+                    log_driver => LogRotation::DRIVER,
+                    log_options => u.logs.options(),
                 }
             })
             .collect();

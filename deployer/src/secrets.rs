@@ -59,6 +59,14 @@ fn random(len: usize) -> String {
         .collect()
 }
 
+/// The database password's file name in the secrets directory.
+pub const DB_PASSWORD_FILE: &str = "db_password";
+
+/// Whether `dir` holds a database password (a non-empty file).
+pub fn has_db_password(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(DB_PASSWORD_FILE)).is_ok_and(|s| !s.trim().is_empty())
+}
+
 /// Reads the secret file `name`, creating it with a fresh random value if missing.
 fn ensure_one(dir: &Path, name: &str, len: usize) -> Result<String, SecretError> {
     let path = dir.join(name);
@@ -123,7 +131,7 @@ pub fn ensure(dir: &Path) -> Result<Secrets, SecretError> {
     }
     let secrets = Secrets {
         dir: dir.to_path_buf(),
-        db_password: ensure_one(dir, "db_password", 32)?,
+        db_password: ensure_one(dir, DB_PASSWORD_FILE, 32)?,
         jwt_secret: ensure_one(dir, "jwt_secret", 64)?,
     };
     for secret in Secret::ALL {
