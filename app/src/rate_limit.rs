@@ -1,6 +1,9 @@
-//! Failed-login rate limiting shared by every node: a fixed window per email + client IP, kept in
-//! Redis when configured and in PostgreSQL otherwise (a per-node limit would be multiplied by the
-//! node count).
+//! Rate limits shared by every node — login attempts per email + client address, sign-ups per
+//! client address — as fixed windows kept in Redis when configured and in PostgreSQL otherwise (a
+//! per-node limit would be multiplied by the node count). An attempt is counted by one atomic
+//! increment *before* the work it limits (the password hash), so the limit is exact however many
+//! attempts arrive at once; a login that succeeds clears its count, one the node was too busy to
+//! try is given back.
 
 use std::time::Duration;
 

@@ -200,7 +200,7 @@ pub const VARS: &[Var] = &[
         var::LOGIN_MAX_FAILURES,
         false,
         false,
-        "failed logins allowed per window (default 10)",
+        "login attempts per email and client address per window, counted before the password check; a success clears them (default 10)",
     ),
     v(
         var::LOGIN_FAILURE_WINDOW_SECS,
