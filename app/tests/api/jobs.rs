@@ -196,7 +196,11 @@ async fn stats_count_by_state_and_by_node() {
 
 #[tokio::test]
 async fn old_finished_jobs_are_pruned_and_others_kept() {
-    let app = spawn_app().await;
+    // The node's own pruning (every maintenance round) keeps a year here: the call below is
+    // the only one that may delete these rows.
+    let app =
+        crate::helpers::spawn_app_with(|s| s.jobs.retention = Duration::from_secs(365 * 86_400))
+            .await;
     sqlx::query(
         "INSERT INTO jobs (kind, state, completed_at, discarded_at) VALUES
            ('noop', 'completed', now() - interval '2 hours', NULL),

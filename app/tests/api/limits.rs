@@ -195,12 +195,17 @@ async fn sign_ups_are_limited_per_client_address() {
 async fn a_full_hash_queue_answers_503_with_retry_after() {
     use futures_util::stream::{self, StreamExt};
     let app = spawn_app_with(|s| {
+        // Hashes slow enough that all twelve arrive while the first two hold the places, and
+        // connections for all twelve (a pool wait would be another 503).
         s.passwords = PasswordSettings {
             iterations: 6,
             concurrency: 1,
             queue: 1,
             ..PasswordSettings::owasp()
         };
+        s.database.pool_size = 16;
+        // Slow machines: the two that go through must not time out instead.
+        s.request_timeout = Duration::from_secs(300);
     })
     .await;
     let answers: Vec<(u16, Option<String>, Value)> = stream::iter(0..12)
@@ -243,10 +248,10 @@ async fn a_full_hash_queue_answers_503_with_retry_after() {
 #[tokio::test]
 async fn a_request_over_the_timeout_gets_a_json_503() {
     let app = spawn_app_with(|s| {
-        s.request_timeout = Duration::from_millis(50);
-        // A login that takes far longer than that.
+        s.request_timeout = Duration::from_millis(20);
+        // A login that takes several times that (about 50–100 ms on an idle core).
         s.passwords = PasswordSettings {
-            iterations: 60,
+            iterations: 10,
             ..PasswordSettings::owasp()
         };
     })
