@@ -27,7 +27,8 @@ done
 
 echo "building (release)..." >&2
 cargo build --release -q -p app --bin app --example bare --example argon2_rate
-APP="$TARGET/release/app"
+# APP_BIN=/path/to/app measures that binary instead of this tree's build (e.g. step 5 for main).
+APP="${APP_BIN:-$TARGET/release/app}"
 BARE="$TARGET/release/examples/bare"
 ARGON2_RATE="$TARGET/release/examples/argon2_rate"
 
