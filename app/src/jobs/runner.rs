@@ -47,8 +47,29 @@ struct Ack {
     result: Result<(), String>,
 }
 
-/// Jobs this node is running: id → (attempt, the task running it, once spawned).
-type Running = Arc<Mutex<HashMap<i64, (i32, Option<AbortHandle>)>>>;
+/// An attempt this node holds, from its fetch until its outcome is written: its lease is
+/// renewed all that time, so an acknowledgement that waits behind a slow database never lets
+/// the lease lapse (and the job run again elsewhere) after the job has already run here.
+struct Held {
+    attempt: i32,
+    /// The task running it, once spawned.
+    task: Option<AbortHandle>,
+    /// It ran; its outcome waits to be written.
+    finished: bool,
+}
+
+/// The attempts this node holds, by job id.
+type Running = Arc<Mutex<HashMap<i64, Held>>>;
+
+/// Forgets held attempts whose outcome was written (or given up on).
+fn release(running: &Running, done: impl IntoIterator<Item = (i64, i32)>) {
+    let mut running = running.lock().expect("lock");
+    for (id, attempt) in done {
+        if running.get(&id).is_some_and(|held| held.attempt == attempt) {
+            running.remove(&id);
+        }
+    }
+}
 
 /// How much of a maintenance round pruning may take before it leaves the rest for the next.
 const PRUNE_BUDGET: Duration = Duration::from_secs(1);
@@ -94,6 +115,7 @@ impl JobRunner {
         let completer = tokio::spawn(complete(
             self.pool.clone(),
             Arc::clone(&self.node),
+            Arc::clone(&running),
             ack_rx,
             self.settings.backoff_base,
             Arc::clone(&wake),
@@ -115,7 +137,13 @@ impl JobRunner {
         if !finished {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
-            let unfinished: Vec<i64> = running.lock().expect("lock").keys().copied().collect();
+            let unfinished: Vec<i64> = running
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(_, held)| !held.finished)
+                .map(|(id, _)| *id)
+                .collect();
             match queue::hand_back(&self.pool, &self.node, &unfinished).await {
                 Ok(count) => tracing::warn!(count, "handed unfinished jobs back to the queue"),
                 Err(error) => tracing::error!(
@@ -188,7 +216,14 @@ impl JobRunner {
             {
                 let mut running = running.lock().expect("lock");
                 for job in &jobs {
-                    running.insert(job.id, (job.attempts, None));
+                    running.insert(
+                        job.id,
+                        Held {
+                            attempt: job.attempts,
+                            task: None,
+                            finished: false,
+                        },
+                    );
                 }
             }
             for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
@@ -202,9 +237,9 @@ impl JobRunner {
                 });
                 // The heartbeat aborts the task through this if the attempt stops being ours;
                 // a task that already finished has removed its entry.
-                if let Some(entry) = running.lock().expect("lock").get_mut(&id) {
-                    if entry.0 == attempt {
-                        entry.1 = Some(handle);
+                if let Some(held) = running.lock().expect("lock").get_mut(&id) {
+                    if held.attempt == attempt {
+                        held.task = Some(handle);
                     }
                 }
             }
@@ -249,11 +284,10 @@ async fn execute(
     if let Err(error) = &result {
         tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed");
     }
-    // The lease lasts for seconds; the completer writes this within milliseconds.
-    {
-        let mut running = running.lock().expect("lock");
-        if running.get(&id).is_some_and(|entry| entry.0 == attempt) {
-            running.remove(&id);
+    // Still held (and its lease renewed) until the completer has written the outcome.
+    if let Some(held) = running.lock().expect("lock").get_mut(&id) {
+        if held.attempt == attempt {
+            held.finished = true;
         }
     }
     let _ = acks.send(Ack {
@@ -267,6 +301,7 @@ async fn execute(
 async fn complete(
     pool: PgPool,
     node: Arc<str>,
+    running: Running,
     mut acks: mpsc::UnboundedReceiver<Ack>,
     backoff_base: Duration,
     wake: Arc<Notify>,
@@ -289,7 +324,10 @@ async fn complete(
                 Ok(()) => done.push((ack.id, ack.attempt)),
                 Err(error) => {
                     let backoff = queue::backoff(backoff_base, ack.attempt);
-                    match queue::fail(&pool, &node, ack.id, ack.attempt, &error, backoff).await {
+                    let failed =
+                        queue::fail(&pool, &node, ack.id, ack.attempt, &error, backoff).await;
+                    release(&running, [(ack.id, ack.attempt)]);
+                    match failed {
                         Ok(Some(state)) => {
                             tracing::debug!(job = ack.id, state = state.as_str(), "job failed")
                         }
@@ -307,7 +345,10 @@ async fn complete(
         let mut tries = 0;
         loop {
             match queue::complete(&pool, &node, &done).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    release(&running, done.iter().copied());
+                    break;
+                }
                 Err(error) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %error, "failed to acknowledge jobs; retrying");
@@ -319,6 +360,7 @@ async fn complete(
                         count = done.len(),
                         "failed to acknowledge jobs; they will run again after their lease expires"
                     );
+                    release(&running, done.iter().copied());
                     break;
                 }
             }
@@ -374,7 +416,7 @@ async fn heartbeat(pool: PgPool, node: Arc<str>, running: Running, lease: Durati
             .lock()
             .expect("lock")
             .iter()
-            .map(|(id, (attempt, _))| (*id, *attempt))
+            .map(|(id, held)| (*id, held.attempt))
             .collect();
         if mine.is_empty() {
             continue;
@@ -395,15 +437,19 @@ async fn heartbeat(pool: PgPool, node: Arc<str>, running: Running, lease: Durati
             if renewed.contains(&id) {
                 continue;
             }
-            // Still running the same attempt here (not just finished): it is not ours anymore.
-            if running.get(&id).is_some_and(|entry| entry.0 == attempt) {
-                if let Some((_, Some(handle))) = running.remove(&id) {
-                    handle.abort();
+            // Still held here (not just written): the attempt is not ours anymore. Stop it if it
+            // still runs; a finished one's acknowledgement will change nothing (it is guarded
+            // by the attempt).
+            if running.get(&id).is_some_and(|held| held.attempt == attempt) {
+                let held = running.remove(&id).expect("present");
+                if let (false, Some(task)) = (held.finished, held.task) {
+                    task.abort();
                 }
                 tracing::warn!(
                     job = id,
                     attempt,
-                    "lost the lease of a running job (another node took it); stopped it here"
+                    finished = held.finished,
+                    "lost the lease of a job (another node took it); stopped holding it here"
                 );
             }
         }
