@@ -72,7 +72,12 @@ fn release(running: &Running, done: impl IntoIterator<Item = (i64, i32)>) {
 }
 
 /// How much of a maintenance round pruning may take before it leaves the rest for the next.
-const PRUNE_BUDGET: Duration = Duration::from_secs(1);
+const PRUNE_BUDGET: Duration = Duration::from_millis(500);
+
+/// The most attempts a node holds at once, running or waiting for their outcome to be written:
+/// when acknowledgements fall behind, the producer stops fetching rather than claiming jobs
+/// whose leases it would then have to keep renewing.
+const MAX_HELD: usize = ACK_BATCH;
 
 impl JobRunner {
     pub fn new(
@@ -174,6 +179,16 @@ impl JobRunner {
                 return;
             }
             while tasks.try_join_next().is_some() {}
+            // Backpressure: while many outcomes wait to be written (a slow database), fetch
+            // nothing more; the completer wakes us once it has written some.
+            if running.lock().expect("lock").len() >= MAX_HELD {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
             let first = tokio::select! {
                 permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
                 _ = stop.changed() => return,
@@ -193,6 +208,8 @@ impl JobRunner {
                 };
                 permits.push(permit);
             }
+            let held = running.lock().expect("lock").len();
+            permits.truncate(MAX_HELD.saturating_sub(held).max(1));
             let wanted = permits.len();
             let jobs = match queue::fetch(&self.pool, &self.node, wanted, self.settings.lease).await
             {
