@@ -1,4 +1,4 @@
-//! Command-line interface: `app serve` (the default) and `app migrate`.
+//! Command-line interface: `app serve` (the default), `app migrate` and `app admin`.
 
 use clap::{Parser, Subcommand};
 
@@ -13,10 +13,23 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Run the node: HTTP API and job workers (the default).
     Serve,
     /// Run the database migrations once, under an advisory lock, and exit.
     Migrate,
+    /// Manage who is an admin (the API never grants it). Uses DATABASE_URL like `migrate`.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AdminAction {
+    /// Make the user with this email an admin (they may list every user).
+    Grant { email: String },
+    /// Make the user with this email a plain user again.
+    Revoke { email: String },
 }

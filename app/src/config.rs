@@ -10,6 +10,11 @@ use sqlx::postgres::PgConnectOptions;
 /// How the node writes its logs: the contract's type, so the deployer and the node agree.
 pub use node_contract::LogFormat;
 
+/// A running job's lease when `JOB_LEASE_SECS` is unset. With the heartbeat every quarter of
+/// it and the rescuer looking every quarter, a dead node's job runs again about 8–10 s after
+/// its last heartbeat; a node has to miss three heartbeats in a row to lose a job.
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(8);
+
 /// The shortest JWT signing key accepted, in bytes.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
 
@@ -155,6 +160,8 @@ pub struct PasswordSettings {
     pub parallelism: u32,
     /// How many hashes or verifications run at once (the blocking pool is bounded by this).
     pub concurrency: usize,
+    /// How many may wait for one of those slots; more get a 503 at once.
+    pub queue: usize,
 }
 
 impl PasswordSettings {
@@ -165,6 +172,7 @@ impl PasswordSettings {
             iterations: 2,
             parallelism: 1,
             concurrency: default_concurrency(),
+            queue: 64,
         }
     }
 
@@ -175,6 +183,7 @@ impl PasswordSettings {
             iterations: 1,
             parallelism: 1,
             concurrency: default_concurrency(),
+            queue: 64,
         }
     }
 }
@@ -217,12 +226,23 @@ pub struct JobSettings {
     pub backoff_base: Duration,
     /// How long completed and discarded jobs are kept before they are pruned.
     pub retention: Duration,
+    /// Whether clients may enqueue the test kinds (`sleep`, `fail`).
+    pub test_kinds: bool,
+    /// How far ahead a client may schedule a job.
+    pub schedule_horizon: Duration,
 }
 
 /// Failed-login rate limiting.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimitSettings {
     pub max_failures: u32,
+    pub window: Duration,
+}
+
+/// Sign-ups per client address (each costs a full password hash).
+#[derive(Debug, Clone, Copy)]
+pub struct SignupLimitSettings {
+    pub max_per_window: u32,
     pub window: Duration,
 }
 
@@ -245,7 +265,10 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub passwords: PasswordSettings,
     pub login_limit: LoginLimitSettings,
+    pub signup_limit: SignupLimitSettings,
     pub shutdown_timeout: Duration,
+    /// A request that takes longer is answered 503 `timeout`.
+    pub request_timeout: Duration,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
 }
@@ -274,10 +297,18 @@ impl Settings {
         let log_format = log_format(env)?;
         let jobs = JobSettings {
             workers: positive(var::JOB_WORKERS, env, 4)? as usize,
-            lease: Duration::from_secs(positive(var::JOB_LEASE_SECS, env, 30)?),
+            lease: Duration::from_secs(positive(
+                var::JOB_LEASE_SECS,
+                env,
+                DEFAULT_JOB_LEASE.as_secs(),
+            )?),
             poll_interval: Duration::from_millis(positive(var::JOB_POLL_INTERVAL_MS, env, 1000)?),
             backoff_base: Duration::from_millis(positive(var::JOB_BACKOFF_BASE_MS, env, 2000)?),
-            retention: Duration::from_secs(3600 * positive(var::JOB_RETENTION_HOURS, env, 168)?),
+            retention: retention(env)?,
+            test_kinds: flag(var::JOB_TEST_KINDS, env)?,
+            schedule_horizon: Duration::from_secs(
+                86_400 * positive(var::JOB_SCHEDULE_HORIZON_DAYS, env, 30)?,
+            ),
         };
         let owasp = PasswordSettings::owasp();
         let passwords = PasswordSettings {
@@ -289,6 +320,7 @@ impl Settings {
                 env,
                 owasp.concurrency as u64,
             )? as usize,
+            queue: parse_or(var::PASSWORD_HASH_QUEUE, env, owasp.queue)?,
         };
         argon2::Params::new(
             passwords.memory_kib,
@@ -301,7 +333,12 @@ impl Settings {
             max_failures: positive(var::LOGIN_MAX_FAILURES, env, 10)? as u32,
             window: Duration::from_secs(positive(var::LOGIN_FAILURE_WINDOW_SECS, env, 300)?),
         };
+        let signup_limit = SignupLimitSettings {
+            max_per_window: positive(var::SIGNUP_MAX_PER_WINDOW, env, 20)? as u32,
+            window: Duration::from_secs(positive(var::SIGNUP_WINDOW_SECS, env, 600)?),
+        };
         let shutdown_timeout = Duration::from_secs(positive(var::SHUTDOWN_TIMEOUT_SECS, env, 20)?);
+        let request_timeout = Duration::from_secs(positive(var::REQUEST_TIMEOUT_SECS, env, 15)?);
         Ok(Self {
             database,
             node_name,
@@ -312,7 +349,9 @@ impl Settings {
             jobs,
             passwords,
             login_limit,
+            signup_limit,
             shutdown_timeout,
+            request_timeout,
             body_limit: 64 * 1024,
         })
     }
@@ -375,6 +414,31 @@ where
                 name,
                 reason: format!("`{raw}`: {error}"),
             }),
+    }
+}
+
+/// `JOB_RETENTION_HOURS`: hours, fractions allowed (`0.01` is 36 s, for benchmarks).
+fn retention(env: &impl Env) -> Result<Duration, ConfigError> {
+    let name = var::JOB_RETENTION_HOURS;
+    let hours: f64 = parse_or(name, env, 168.0)?;
+    if !(hours.is_finite() && hours > 0.0 && hours <= 24.0 * 365.0 * 100.0) {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("`{hours}`: must be more than 0 hours and at most 100 years"),
+        });
+    }
+    Ok(Duration::from_secs_f64(hours * 3600.0))
+}
+
+/// A boolean variable: `true`/`1` or `false`/`0`, unset meaning false.
+fn flag(name: &'static str, env: &impl Env) -> Result<bool, ConfigError> {
+    match env.get(name).as_deref().map(str::trim) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected `true` or `false`, got `{other}`"),
+        }),
     }
 }
 
@@ -493,6 +557,12 @@ mod tests {
             (var::LOGIN_MAX_FAILURES, "3"),
             (var::LOGIN_FAILURE_WINDOW_SECS, "30"),
             (var::SHUTDOWN_TIMEOUT_SECS, "5"),
+            (var::JOB_TEST_KINDS, "true"),
+            (var::JOB_SCHEDULE_HORIZON_DAYS, "2"),
+            (var::SIGNUP_MAX_PER_WINDOW, "5"),
+            (var::SIGNUP_WINDOW_SECS, "60"),
+            (var::PASSWORD_HASH_QUEUE, "8"),
+            (var::REQUEST_TIMEOUT_SECS, "7"),
         ];
         values
             .iter()
@@ -606,6 +676,14 @@ mod tests {
         assert_eq!(settings.jwt.secret, JWT_KEY.as_bytes());
         assert_eq!(settings.database.connect_options.get_host(), "db");
         assert_eq!(settings.database.direct().get_host(), "db-direct");
+        assert!(settings.jobs.test_kinds);
+        assert_eq!(
+            settings.jobs.schedule_horizon,
+            Duration::from_secs(2 * 86_400)
+        );
+        assert_eq!(settings.signup_limit.max_per_window, 5);
+        assert_eq!(settings.passwords.queue, 8);
+        assert_eq!(settings.request_timeout, Duration::from_secs(7));
     }
 
     #[test]
@@ -627,6 +705,36 @@ mod tests {
                 .to_string()
                 .starts_with("DATABASE_DIRECT_URL is invalid"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn hardening_defaults_are_safe() {
+        let settings = Settings::from_lookup(&env(&[URL, SECRET])).unwrap();
+        assert!(
+            !settings.jobs.test_kinds,
+            "test job kinds are off by default"
+        );
+        assert_eq!(settings.jobs.lease, Duration::from_secs(8));
+        assert_eq!(settings.jobs.retention, Duration::from_secs(168 * 3600));
+        assert_eq!(settings.request_timeout, Duration::from_secs(15));
+        let short = Settings::from_lookup(&env(&[URL, SECRET, (var::JOB_RETENTION_HOURS, "0.01")]))
+            .unwrap();
+        assert_eq!(short.jobs.retention, Duration::from_secs(36));
+        for bad in ["0", "-1", "NaN", "soon"] {
+            let error =
+                Settings::from_lookup(&env(&[URL, SECRET, (var::JOB_RETENTION_HOURS, bad)]))
+                    .unwrap_err();
+            assert!(
+                error.to_string().contains(var::JOB_RETENTION_HOURS),
+                "{error}"
+            );
+        }
+        let error =
+            Settings::from_lookup(&env(&[URL, SECRET, (var::JOB_TEST_KINDS, "yes")])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "JOB_TEST_KINDS is invalid: expected `true` or `false`, got `yes`"
         );
     }
 

@@ -89,3 +89,19 @@ pub async fn migrate_with(options: &PgConnectOptions) -> Result<(), MigrateError
     );
     Ok(())
 }
+
+/// Sets the role of the user with `email` (case-insensitive); `false` when there is none.
+pub async fn set_role(
+    pool: &PgPool,
+    email: &str,
+    role: crate::auth::Role,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET role = $2, updated_at = now() WHERE lower(email) = lower($1)",
+    )
+    .bind(email.trim())
+    .bind(role.as_str())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

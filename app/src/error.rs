@@ -55,6 +55,15 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("too many failed logins")]
     TooManyFailedLogins { retry_after_secs: u64 },
+    #[error("too many sign-ups from this address")]
+    TooManySignups { retry_after_secs: u64 },
+    #[error("forbidden")]
+    Forbidden,
+    /// The password hashing queue is full: the node is at capacity for logins and sign-ups.
+    #[error("too busy to hash a password now")]
+    Busy { retry_after_secs: u64 },
+    #[error("the request took too long")]
+    Timeout,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -75,6 +84,13 @@ pub enum ApiError {
 impl ApiError {
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self::Internal(error.into())
+    }
+
+    /// The password hashing queue is full: retry in a second, when hashes have finished.
+    pub fn busy() -> Self {
+        Self::Busy {
+            retry_after_secs: 1,
+        }
     }
 }
 
@@ -111,6 +127,15 @@ fn error_body(code: &str, message: &str) -> Json<serde_json::Value> {
     Json(json!({"error": {"code": code, "message": message}}))
 }
 
+/// An error answer with a `Retry-After` header.
+fn retry_after(status: StatusCode, code: &str, message: &str, secs: u64) -> Response {
+    let mut response = (status, error_body(code, message)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
@@ -140,19 +165,36 @@ impl IntoResponse for ApiError {
                 error_body("invalid_credentials", "invalid email or password"),
             )
                 .into_response(),
-            Self::TooManyFailedLogins { retry_after_secs } => {
-                let mut response = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    error_body(
-                        "too_many_failed_logins",
-                        "too many failed logins; try again later",
-                    ),
+            Self::TooManyFailedLogins { retry_after_secs } => retry_after(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_logins",
+                "too many failed logins; try again later",
+                retry_after_secs,
+            ),
+            Self::TooManySignups { retry_after_secs } => retry_after(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_signups",
+                "too many sign-ups from this address; try again later",
+                retry_after_secs,
+            ),
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                error_body("forbidden", "you may not do this"),
+            )
+                .into_response(),
+            Self::Busy { retry_after_secs } => retry_after(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the service is busy; try again shortly",
+                retry_after_secs,
+            ),
+            Self::Timeout => {
+                tracing::warn!("a request took longer than the request timeout");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    error_body("timeout", "the request took too long"),
                 )
-                    .into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                response
+                    .into_response()
             }
             Self::NotFound => {
                 (StatusCode::NOT_FOUND, error_body("not_found", "not found")).into_response()

@@ -17,7 +17,8 @@ pub mod telemetry;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use crate::auth::Role;
+use crate::cli::{AdminAction, Cli, Command};
 use crate::config::{DatabaseSettings, Settings};
 
 /// Runs the command the CLI asked for on a fresh multi-threaded runtime.
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve()),
         Command::Migrate => runtime.block_on(migrate()),
+        Command::Admin { action } => runtime.block_on(admin(action)),
     }
 }
 
@@ -51,4 +53,29 @@ async fn migrate() -> anyhow::Result<()> {
     db::migrate(&database)
         .await
         .context("failed to run the migrations")
+}
+
+async fn admin(action: AdminAction) -> anyhow::Result<()> {
+    let database = DatabaseSettings::from_env().context("invalid configuration")?;
+    let (email, role) = match &action {
+        AdminAction::Grant { email } => (email, Role::Admin),
+        AdminAction::Revoke { email } => (email, Role::User),
+    };
+    let pool = db::pool(&database);
+    let changed = db::set_role(&pool, email, role)
+        .await
+        .context("failed to change the user's role")?;
+    pool.close().await;
+    if !changed {
+        anyhow::bail!("no user has the email {email}");
+    }
+    println!("{email} is now {} {}", article(role), role.as_str());
+    Ok(())
+}
+
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "an",
+        Role::User => "a",
+    }
 }

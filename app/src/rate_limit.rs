@@ -1,6 +1,11 @@
-//! Failed-login rate limiting shared by every node: a fixed window per email + client IP, kept in
-//! Redis when configured and in PostgreSQL otherwise (a per-node limit would be multiplied by the
-//! node count).
+//! Rate limits shared by every node — login attempts per email + client address, sign-ups per
+//! client address — as fixed windows kept in Redis when configured and in PostgreSQL otherwise (a
+//! per-node limit would be multiplied by the node count). An attempt is counted by one atomic
+//! increment *before* the work it limits (the password hash), so the limit is exact however many
+//! attempts arrive at once; a login that succeeds clears its count, one the node was too busy to
+//! try is given back.
+
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use sqlx::PgPool;
@@ -34,8 +39,8 @@ pub struct LoginLimiter {
 /// What an attempt may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Fewer failures than the limit; `failures` in the current window.
-    Allowed { failures: u32 },
+    /// Within the limit; `earlier` attempts were counted in this window before this one.
+    Allowed { earlier: u32 },
     /// Too many failures in the window; retry after this many seconds.
     Blocked { retry_after_secs: u64 },
 }
@@ -62,99 +67,122 @@ impl LoginLimiter {
         }
     }
 
-    /// The limiter key for an email (case-insensitive) and a client address.
+    /// The login limiter's key for an email (case-insensitive) and a client address.
     pub fn key(email: &str, client: &str) -> String {
-        format!("{}|{client}", email.trim().to_lowercase())
+        format!("login|{}|{client}", email.trim().to_lowercase())
     }
 
-    /// A login attempt's verdict together with the user row (id, password hash) for `email`.
-    /// With the PostgreSQL store both come from one query, so a login costs one round trip
-    /// before the hash instead of two; with Redis the two lookups run concurrently. The user
-    /// lookup's error is the outer one (no login without it); the limiter's is the inner one
-    /// (the caller fails open).
-    pub async fn check_with_user(
+    /// The sign-up limiter's key for a client address.
+    pub fn signup_key(client: &str) -> String {
+        format!("signup|{client}")
+    }
+
+    /// Counts a login attempt against `key` *before* the password is checked, and returns the
+    /// verdict together with the user row (id, password hash) for `email`. Counting first is
+    /// what makes the limit hold under concurrency: each attempt gets its own number from one
+    /// atomic increment, so of any number of simultaneous attempts exactly `max_failures` go on
+    /// to the hash and the rest are blocked. A successful login then calls [`reset`](Self::reset).
+    ///
+    /// With the PostgreSQL store both come from one statement, so a login costs one round trip
+    /// before the hash; with Redis the two run concurrently. The user lookup's error is the
+    /// outer one (no login without it); the limiter's is the inner one (the caller fails open).
+    pub async fn attempt_with_user(
         &self,
         pool: &PgPool,
         email: &str,
         key: &str,
     ) -> Result<(Result<Verdict, LimitError>, Option<LoginUser>), sqlx::Error> {
+        let max = i64::from(self.settings.max_failures);
+        let window = self.settings.window;
         match &self.store {
             Store::Redis { connection, prefix } => {
-                let max = i64::from(self.settings.max_failures);
                 let (verdict, user) = tokio::join!(
-                    check_redis(connection.clone(), redis_key(prefix, key), max),
+                    hit_redis(connection.clone(), redis_key(prefix, key), max, window),
                     find_user(pool, email)
                 );
                 Ok((verdict, user?))
             }
             Store::Postgres(_) => {
-                let (id, password_hash, failures, remaining): (
+                let (id, password_hash, count, remaining): (
                     Option<Uuid>,
                     Option<String>,
-                    Option<i32>,
-                    Option<f64>,
-                ) = sqlx::query_as(
-                    "SELECT u.id, u.password_hash, f.failures,
-                            EXTRACT(EPOCH FROM f.window_ends_at - now())::float8
-                     FROM (VALUES (1)) AS attempt (one)
-                     LEFT JOIN users u ON lower(u.email) = lower($1)
-                     LEFT JOIN login_failures f ON f.key = $2 AND f.window_ends_at > now()",
-                )
-                .bind(email)
+                    i32,
+                    f64,
+                ) = sqlx::query_as(&format!(
+                    "WITH hit AS ({HIT_POSTGRES})
+                     SELECT u.id, u.password_hash, hit.failures, hit.remaining
+                     FROM hit LEFT JOIN users u ON lower(u.email) = lower($3)"
+                ))
                 .bind(key)
+                .bind(window_secs(window))
+                .bind(email)
                 .fetch_one(pool)
                 .await?;
-                let max = i64::from(self.settings.max_failures);
-                let verdict = match (failures, remaining) {
-                    (Some(failures), Some(remaining)) => {
-                        verdict(i64::from(failures), max, remaining.ceil() as i64)
-                    }
-                    _ => Verdict::Allowed { failures: 0 },
-                };
                 let user = id
                     .zip(password_hash)
                     .map(|(id, password_hash)| LoginUser { id, password_hash });
-                Ok((Ok(verdict), user))
+                Ok((Ok(verdict(i64::from(count), max, remaining)), user))
             }
         }
     }
 
-    pub async fn record_failure(&self, key: &str) -> Result<(), LimitError> {
-        let window = self.settings.window.as_secs().max(1);
+    /// Counts an attempt against `key` in a window of `window` and says whether it may go
+    /// ahead: at most `max` per window, exactly, however many arrive at once.
+    pub async fn hit(&self, key: &str, max: u32, window: Duration) -> Result<Verdict, LimitError> {
         match &self.store {
             Store::Redis { connection, prefix } => {
-                let mut connection = connection.clone();
-                let redis_key = redis_key(prefix, key);
-                let _: (i64, i64) = redis::pipe()
-                    .atomic()
-                    .incr(&redis_key, 1)
-                    .cmd("EXPIRE")
-                    .arg(&redis_key)
-                    .arg(window)
-                    .arg("NX")
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(LimitError::Redis)?;
+                hit_redis(
+                    connection.clone(),
+                    redis_key(prefix, key),
+                    i64::from(max),
+                    window,
+                )
+                .await
             }
             Store::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO login_failures (key, failures, window_ends_at)
-                     VALUES ($1, 1, now() + make_interval(secs => $2))
-                     ON CONFLICT (key) DO UPDATE SET
-                       failures = CASE WHEN login_failures.window_ends_at <= now() THEN 1
-                                       ELSE login_failures.failures + 1 END,
-                       window_ends_at = CASE WHEN login_failures.window_ends_at <= now()
-                                             THEN now() + make_interval(secs => $2)
-                                             ELSE login_failures.window_ends_at END",
-                )
-                .bind(key)
-                .bind(window as f64)
-                .execute(pool)
-                .await
-                .map_err(LimitError::Postgres)?;
+                let (count, remaining): (i32, f64) = sqlx::query_as(HIT_POSTGRES)
+                    .bind(key)
+                    .bind(window_secs(window))
+                    .fetch_one(pool)
+                    .await
+                    .map_err(LimitError::Postgres)?;
+                Ok(verdict(i64::from(count), i64::from(max), remaining))
             }
         }
-        Ok(())
+    }
+
+    /// Uncounts one attempt of `key` that was not tried after all (the node was too busy to
+    /// hash). Best effort: a failure is logged, and at worst the attempt stays counted.
+    pub async fn give_back(&self, key: &str) {
+        let result = match &self.store {
+            Store::Redis { connection, prefix } => {
+                // Only while the window lasts: a DECR on an expired key would create one with
+                // no expiry.
+                let mut connection = connection.clone();
+                redis::cmd("EVAL")
+                    .arg("if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0")
+                    .arg(1)
+                    .arg(redis_key(prefix, key))
+                    .query_async::<i64>(&mut connection)
+                    .await
+                    .map(drop)
+                    .map_err(LimitError::Redis)
+            }
+            Store::Postgres(pool) => sqlx::query(
+                "UPDATE login_failures SET failures = greatest(failures - 1, 0) WHERE key = $1",
+            )
+            .bind(key)
+            .execute(pool)
+            .await
+            .map(drop)
+            .map_err(LimitError::Postgres),
+        };
+        if let Err(error) = result {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "failed to give back an attempt"
+            );
+        }
     }
 
     /// Forgets the failures of a key after a successful login.
@@ -180,18 +208,43 @@ impl LoginLimiter {
     }
 }
 
-async fn check_redis(
+/// Counts one attempt in PostgreSQL: a fixed window per key, incremented under the row's lock
+/// (`ON CONFLICT DO UPDATE`), so concurrent attempts on any node each get their own count.
+/// `$1` is the key, `$2` the window in seconds; returns the count and the window's seconds left.
+const HIT_POSTGRES: &str = "INSERT INTO login_failures (key, failures, window_ends_at)
+     VALUES ($1, 1, now() + make_interval(secs => $2))
+     ON CONFLICT (key) DO UPDATE SET
+       failures = CASE WHEN login_failures.window_ends_at <= now() THEN 1
+                       ELSE login_failures.failures + 1 END,
+       window_ends_at = CASE WHEN login_failures.window_ends_at <= now()
+                             THEN now() + make_interval(secs => $2)
+                             ELSE login_failures.window_ends_at END
+     RETURNING failures, EXTRACT(EPOCH FROM window_ends_at - now())::float8 AS remaining";
+
+/// Counts one attempt in Redis: `INCR`, the window's expiry set by the first, and the time
+/// left, in one `MULTI` transaction.
+async fn hit_redis(
     mut connection: ConnectionManager,
     redis_key: String,
     max: i64,
+    window: Duration,
 ) -> Result<Verdict, LimitError> {
-    let (failures, ttl): (Option<i64>, i64) = redis::pipe()
-        .get(&redis_key)
+    let (count, _, ttl): (i64, i64, i64) = redis::pipe()
+        .atomic()
+        .incr(&redis_key, 1)
+        .cmd("EXPIRE")
+        .arg(&redis_key)
+        .arg(window.as_secs().max(1))
+        .arg("NX")
         .ttl(&redis_key)
         .query_async(&mut connection)
         .await
         .map_err(LimitError::Redis)?;
-    Ok(verdict(failures.unwrap_or(0), max, ttl))
+    Ok(verdict(count, max, ttl as f64))
+}
+
+fn window_secs(window: Duration) -> f64 {
+    window.as_secs().max(1) as f64
 }
 
 /// The user a login names.
@@ -222,14 +275,38 @@ fn redis_key(prefix: &str, key: &str) -> String {
     format!("{prefix}:login_failures:{key}")
 }
 
-fn verdict(failures: i64, max: i64, remaining_secs: i64) -> Verdict {
-    if failures >= max {
+/// The verdict for the `count`-th attempt of a window (this one included) with `max` allowed.
+fn verdict(count: i64, max: i64, remaining_secs: f64) -> Verdict {
+    if count > max {
         Verdict::Blocked {
-            retry_after_secs: remaining_secs.max(1) as u64,
+            retry_after_secs: (remaining_secs.ceil() as i64).max(1) as u64,
         }
     } else {
         Verdict::Allowed {
-            failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
+            earlier: (count - 1).clamp(0, i64::from(u32::MAX)) as u32,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_max_attempts_are_allowed() {
+        assert_eq!(verdict(1, 3, 10.0), Verdict::Allowed { earlier: 0 });
+        assert_eq!(verdict(3, 3, 10.0), Verdict::Allowed { earlier: 2 });
+        assert_eq!(
+            verdict(4, 3, 9.2),
+            Verdict::Blocked {
+                retry_after_secs: 10
+            }
+        );
+        assert_eq!(
+            verdict(40, 3, -1.0),
+            Verdict::Blocked {
+                retry_after_secs: 1
+            }
+        );
     }
 }

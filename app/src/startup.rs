@@ -78,6 +78,8 @@ impl Application {
             redis,
             queue,
             metrics,
+            settings.jobs,
+            settings.signup_limit,
         );
         let address = SocketAddr::from(([0, 0, 0, 0], settings.port));
         let listener = TcpListener::bind(address)
@@ -128,7 +130,7 @@ impl Application {
             "node started"
         );
 
-        let app = routes::service(state.clone(), settings.body_limit);
+        let app = routes::service(state.clone(), settings.body_limit, settings.request_timeout);
         let mut server_stop = stop_rx.clone();
         let server = axum::serve(
             listener,

@@ -10,6 +10,7 @@ use std::time::Instant;
 use sqlx::PgPool;
 
 use crate::auth::{Passwords, Tokens};
+use crate::config::{JobSettings, SignupLimitSettings};
 use crate::jobs::Queue;
 use crate::metrics::Metrics;
 use crate::rate_limit::LoginLimiter;
@@ -28,6 +29,8 @@ pub struct Shared {
     pub redis: Option<redis::aio::ConnectionManager>,
     pub queue: Queue,
     pub metrics: Metrics,
+    pub job_settings: JobSettings,
+    pub signup_limit: SignupLimitSettings,
     shutting_down: AtomicBool,
 }
 
@@ -42,6 +45,8 @@ impl AppState {
         redis: Option<redis::aio::ConnectionManager>,
         queue: Queue,
         metrics: Metrics,
+        job_settings: JobSettings,
+        signup_limit: SignupLimitSettings,
     ) -> Self {
         Self(Arc::new(Shared {
             pool,
@@ -53,6 +58,8 @@ impl AppState {
             redis,
             queue,
             metrics,
+            job_settings,
+            signup_limit,
             shutting_down: AtomicBool::new(false),
         }))
     }

@@ -42,6 +42,16 @@ pub enum DeployError {
     Plan(#[from] PlanError),
     #[error("preparing secrets")]
     Secrets(#[from] SecretError),
+    #[error(
+        "the database volume {volume} holds this cluster's data, but its password file {} is missing: \
+         new secrets would not match the password the data was created with, and no node could connect. \
+         Nothing was changed.\n\
+         hint: restore the directory {} from a backup (it holds db_password and jwt_secret); \
+         or, to start over without the data, run `deployer destroy --volumes`, then `deployer apply`",
+        dir.join(secrets::DB_PASSWORD_FILE).display(),
+        dir.display()
+    )]
+    SecretsLost { volume: String, dir: PathBuf },
     #[error("rendering templates")]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -145,6 +155,19 @@ impl Deployment {
         Ok(Lock::take(&base_dir(&self.file), self.names.cluster())?)
     }
 
+    /// Refuses to go on when the cluster's data volume exists but its database password is
+    /// gone: secrets made afresh would not open the existing data.
+    fn check_secrets(&self, observed: &Observed) -> Result<()> {
+        let dir = secrets::dir_for(&self.file);
+        if observed.volume.is_owned() && !secrets::has_db_password(&dir) {
+            return Err(DeployError::SecretsLost {
+                volume: self.names.volume(),
+                dir,
+            });
+        }
+        Ok(())
+    }
+
     /// The cluster's secrets, created once.
     pub fn secrets(&self) -> Result<Secrets> {
         Ok(secrets::ensure(
@@ -223,6 +246,7 @@ impl Deployment {
             Goal::Converge => {
                 // Someone else's network or volume is named before a missing image.
                 plan::check_ownership(&self.names, &observed)?;
+                self.check_secrets(&observed)?;
                 self.model().await?
             }
             Goal::Destroy { .. } => Model::empty(self.names.clone()),
@@ -275,8 +299,9 @@ impl Deployment {
     /// The target's probes, with the cluster's database password (from the
     /// secrets an apply created next to the file).
     pub fn probes(&self) -> std::result::Result<TargetProbes, ConnectionsError> {
-        let password = std::fs::read_to_string(secrets::dir_for(&self.file).join("db_password"))
-            .map_err(ConnectionsError::Password)?;
+        let password =
+            std::fs::read_to_string(secrets::dir_for(&self.file).join(secrets::DB_PASSWORD_FILE))
+                .map_err(ConnectionsError::Password)?;
         Ok(TargetProbes::new(
             self.engine.clone(),
             &self.loaded.spec,
@@ -335,8 +360,9 @@ impl Deployment {
             .get(&self.names.postgres())
             .filter(|c| c.running)
             .ok_or(ConnectionsError::NotRunning)?;
-        let password = std::fs::read_to_string(secrets::dir_for(&self.file).join("db_password"))
-            .map_err(ConnectionsError::Password)?;
+        let password =
+            std::fs::read_to_string(secrets::dir_for(&self.file).join(secrets::DB_PASSWORD_FILE))
+                .map_err(ConnectionsError::Password)?;
         let sql = "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
                    WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1";
         let rows =

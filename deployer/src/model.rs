@@ -155,7 +155,38 @@ pub struct Unit {
     pub volume: Option<(String, &'static str)>,
     /// The balancer's: how it finds the nodes (None for every other unit).
     pub upstream: Option<Upstream>,
+    /// How the engine rotates the unit's log.
+    pub logs: LogRotation,
     pub fingerprint: Fingerprint,
+}
+
+/// Log rotation as every target writes it: the json-file driver keeping at most `max_files`
+/// files of `max_size_mb` each, so no container's log (the balancer's access log above all)
+/// grows without bound, whatever the daemon's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogRotation {
+    pub max_size_mb: u32,
+    pub max_files: u32,
+}
+
+impl LogRotation {
+    /// The log driver both targets name.
+    pub const DRIVER: &'static str = "json-file";
+
+    pub fn of(spec: &ClusterSpec) -> Self {
+        Self {
+            max_size_mb: spec.logs().max_size_mb(),
+            max_files: spec.logs().max_files(),
+        }
+    }
+
+    /// The driver's options: `max-size` (`10m`) and `max-file` (`3`).
+    pub fn options(&self) -> [(&'static str, String); 2] {
+        [
+            ("max-size", format!("{}m", self.max_size_mb)),
+            ("max-file", self.max_files.to_string()),
+        ]
+    }
 }
 
 impl Unit {
@@ -205,6 +236,10 @@ impl Model {
                 restart: false,
                 volume: None,
                 upstream: None,
+                logs: LogRotation {
+                    max_size_mb: 1,
+                    max_files: 1,
+                },
                 fingerprint: Fingerprint::new(),
             },
             names,
@@ -333,6 +368,7 @@ fn node_unit(spec: &ClusterSpec, images: &Images, slot: Slot, name: String, comm
         restart: serving,
         volume: None,
         upstream: None,
+        logs: LogRotation::of(spec),
         fingerprint,
     }
 }
@@ -372,6 +408,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         restart: true,
         volume: Some((n.volume(), "/var/lib/postgresql/data")),
         upstream: None,
+        logs: LogRotation::of(spec),
         fingerprint: fp(&[
             ("image", images.postgres.clone()),
             ("max_connections", db.max_connections().to_string()),
@@ -412,6 +449,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
             restart: true,
             volume: None,
             upstream: None,
+            logs: LogRotation::of(spec),
             fingerprint: fp(&[("image", image.clone())]),
         });
     }
@@ -449,13 +487,20 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         restart: true,
         volume: None,
         upstream: Some(upstream(spec)),
+        logs: LogRotation::of(spec),
         fingerprint: fp(&[
             ("image", images.balancer.clone()),
             ("port", spec.balancer().port().to_string()),
             ("bind", spec.balancer().bind().to_string()),
         ]),
     });
-    let migrate = node_unit(spec, images, Slot::Migrate, n.migrate(), "migrate");
+    let mut migrate = node_unit(spec, images, Slot::Migrate, n.migrate(), "migrate");
+    // A changed rotation is a reason to replace: the engine sets it when it creates a container.
+    for unit in units.iter_mut().chain([&mut migrate]) {
+        let [size, files] = unit.logs.options();
+        unit.fingerprint
+            .insert("logs".into(), format!("{}x{}", size.1, files.1));
+    }
     Model {
         network: n.network(),
         volume: n.volume(),
@@ -582,6 +627,7 @@ fn pooler_unit(spec: &ClusterSpec, pooler: &PoolerSpec, image: &str) -> Unit {
         restart: true,
         volume: None,
         upstream: None,
+        logs: LogRotation::of(spec),
         fingerprint,
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::Choice;
 use crate::config::ClusterSpec;
-use crate::model::{self, Images, Model, Unit, Upstream};
+use crate::model::{self, Images, LogRotation, Model, Unit, Upstream};
 use crate::names::{self, Role, Slot};
 use crate::secrets::{self, SecretFile};
 
@@ -208,6 +208,8 @@ impl Templates {
                     stop_grace_period => compose_duration(u.stop_grace),
                     restart => if u.restart { "unless-stopped" } else { "no" },
                     depends_on => depends_on,
+                    log_driver => LogRotation::DRIVER,
+                    log_options => u.logs.options(),
                 }
             })
             .collect();

@@ -116,6 +116,14 @@ fn random(len: usize) -> String {
         .collect()
 }
 
+/// The database password's file name in the secrets directory.
+pub const DB_PASSWORD_FILE: &str = "db_password";
+
+/// Whether `dir` holds a database password (a non-empty file).
+pub fn has_db_password(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join(DB_PASSWORD_FILE)).is_ok_and(|s| !s.trim().is_empty())
+}
+
 /// Reads the secret file `name`, creating it with a fresh random value if missing.
 fn ensure_one(dir: &Path, name: &str, len: usize) -> Result<String, SecretError> {
     let path = dir.join(name);

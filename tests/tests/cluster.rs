@@ -25,6 +25,42 @@ fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
     })
 }
 
+/// Every container in `ids` rotates its log (json-file, 10 MB × 3: the defaults of [logs]) and
+/// shows no secret of the cluster in `docker inspect`.
+fn assert_rotated_logs_and_no_secrets(c: &Cluster, ids: &[String]) {
+    assert!(!ids.is_empty());
+    let dir = c.dir.path().join(".deployer").join("secrets");
+    let secrets: Vec<String> = ["db_password", "jwt_secret"]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    for id in ids {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", id])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let inspect = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: Value = serde_json::from_str(&inspect).unwrap();
+        let name = v[0]["Name"].as_str().unwrap_or_default();
+        let log = &v[0]["HostConfig"]["LogConfig"];
+        assert_eq!(log["Type"], "json-file", "{name}: {log}");
+        assert_eq!(log["Config"]["max-size"], "10m", "{name}: {log}");
+        assert_eq!(log["Config"]["max-file"], "3", "{name}: {log}");
+        for secret in &secrets {
+            assert!(
+                !inspect.contains(secret.as_str()),
+                "{name}: a secret shows in docker inspect"
+            );
+        }
+    }
+}
+
 #[test]
 fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
     let _serial = serial();
@@ -42,6 +78,10 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
     let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
     let want: BTreeSet<String> = (1..=3).map(|i| format!("{}-app-{i}", c.name)).collect();
     assert_eq!(seen, want);
+
+    // Every container rotates its log; no secret in `docker inspect`.
+    let ids: Vec<String> = c.container_ids().into_iter().map(|(_, id)| id).collect();
+    assert_rotated_logs_and_no_secrets(&c, &ids);
 
     // The config nginx runs is byte for byte generated/nginx.conf.
     let generated = std::fs::read_to_string(c.dir.path().join("generated/nginx.conf")).unwrap();
@@ -344,6 +384,22 @@ fn the_generated_compose_file_brings_up_a_working_cluster() {
             .status()
     });
     assert_eq!(status, 201);
+    // The compose path too: rotated logs, secrets only as files (the migration included).
+    let ps = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=com.docker.compose.project={}", c.name))
+        .output()
+        .unwrap();
+    let ids: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        5,
+        "postgres, migrate, 2 nodes, balancer: {ids:?}"
+    );
+    assert_rotated_logs_and_no_secrets(&c, &ids);
     let down = compose(&["down", "-v"]);
     assert!(
         down.status.success(),
@@ -532,4 +588,54 @@ fn destroy_volumes_leaves_a_volume_it_did_not_create() {
         c.destroy_all().unwrap();
         assert!(volume.exists(), "destroy --volumes removed {}", volume.name);
     }
+}
+
+/// The secrets directory lost while the cluster's data volume lives on: `apply` refuses with
+/// an error that says what happened and both ways out, and changes nothing (no new secrets, no
+/// network, no container).
+#[test]
+fn apply_refuses_to_replace_lost_secrets_while_the_data_volume_exists() {
+    let _serial = serial();
+    let c = Cluster::without_images("lostsecrets");
+    let label = format!("io.deployer.cluster={}", c.name);
+    let volume = HandMade::create(
+        "volume",
+        &format!("{}-pgdata", c.name),
+        &["--label", &label],
+    );
+    let secrets = c.dir.path().join(".deployer").join("secrets");
+    assert!(!secrets.exists());
+
+    let err = c.apply().expect_err("apply must refuse");
+    let msg = format!("{err:#}");
+    for part in [
+        format!(
+            "the database volume {} holds this cluster's data",
+            volume.name
+        ),
+        "its password file".to_string(),
+        "is missing".to_string(),
+        "Nothing was changed".to_string(),
+        "restore the directory".to_string(),
+        "`deployer destroy --volumes`".to_string(),
+    ] {
+        assert!(msg.contains(&part), "`{part}` not in: {msg}");
+    }
+    assert!(
+        matches!(
+            err.downcast_ref::<DeployError>(),
+            Some(DeployError::SecretsLost { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(
+        !secrets.join("db_password").exists(),
+        "no new secret was made"
+    );
+    let observed = c.observe();
+    assert!(
+        observed.network.is_absent() && observed.units.is_empty(),
+        "{observed:?}"
+    );
+    assert!(volume.exists());
 }

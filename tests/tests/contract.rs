@@ -226,6 +226,27 @@ fn the_compose_file_and_the_engine_path_agree_on_every_value() {
                 .any(|k| k == var::JWT_SECRET || k == "POSTGRES_PASSWORD"),
             "{who}: a secret in the environment"
         );
+        // Log rotation: the same driver and options.
+        let log = body
+            .host_config
+            .as_ref()
+            .and_then(|h| h.log_config.clone())
+            .unwrap_or_else(|| panic!("{who}: no log rotation on the engine path"));
+        assert_eq!(
+            svc["logging"]["driver"].as_str(),
+            log.typ.as_deref(),
+            "{who}: log driver"
+        );
+        let compose_log: BTreeMap<String, String> = svc["logging"]["options"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{who}: no log rotation in the compose file"))
+            .iter()
+            .map(|(k, v)| (k.as_str().unwrap().into(), v.as_str().unwrap().into()))
+            .collect();
+        let engine_log: BTreeMap<String, String> =
+            log.config.clone().unwrap_or_default().into_iter().collect();
+        assert_eq!(compose_log, engine_log, "{who}: log options");
+        assert_eq!(engine_log["max-size"], "10m", "{who}");
         // User, command, stop signal and grace.
         assert_eq!(svc["user"].as_str(), body.user.as_deref(), "{who}: user");
         let command = if svc["command"].is_null() {

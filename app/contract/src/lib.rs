@@ -44,6 +44,12 @@ pub mod var {
     pub const LOGIN_MAX_FAILURES: &str = "LOGIN_MAX_FAILURES";
     pub const LOGIN_FAILURE_WINDOW_SECS: &str = "LOGIN_FAILURE_WINDOW_SECS";
     pub const SHUTDOWN_TIMEOUT_SECS: &str = "SHUTDOWN_TIMEOUT_SECS";
+    pub const JOB_TEST_KINDS: &str = "JOB_TEST_KINDS";
+    pub const JOB_SCHEDULE_HORIZON_DAYS: &str = "JOB_SCHEDULE_HORIZON_DAYS";
+    pub const SIGNUP_MAX_PER_WINDOW: &str = "SIGNUP_MAX_PER_WINDOW";
+    pub const SIGNUP_WINDOW_SECS: &str = "SIGNUP_WINDOW_SECS";
+    pub const PASSWORD_HASH_QUEUE: &str = "PASSWORD_HASH_QUEUE";
+    pub const REQUEST_TIMEOUT_SECS: &str = "REQUEST_TIMEOUT_SECS";
 }
 
 /// One environment variable the node reads.
@@ -153,7 +159,7 @@ pub const VARS: &[Var] = &[
         var::JOB_LEASE_SECS,
         false,
         false,
-        "a running job's lease without a heartbeat, in seconds (default 30)",
+        "a running job's lease without a heartbeat, in seconds (default 8; renewed every quarter of it)",
     ),
     v(
         var::JOB_POLL_INTERVAL_MS,
@@ -171,7 +177,7 @@ pub const VARS: &[Var] = &[
         var::JOB_RETENTION_HOURS,
         false,
         false,
-        "how long finished jobs are kept, in hours (default 168)",
+        "how long finished jobs and outbox emails are kept, in hours, fractions allowed (default 168)",
     ),
     v(
         var::ARGON2_MEMORY_KIB,
@@ -201,7 +207,7 @@ pub const VARS: &[Var] = &[
         var::LOGIN_MAX_FAILURES,
         false,
         false,
-        "failed logins allowed per window (default 10)",
+        "login attempts per email and client address per window, counted before the password check; a success clears them (default 10)",
     ),
     v(
         var::LOGIN_FAILURE_WINDOW_SECS,
@@ -214,6 +220,42 @@ pub const VARS: &[Var] = &[
         false,
         true,
         "how long a stopping node drains before it exits, in seconds (default 20)",
+    ),
+    v(
+        var::JOB_TEST_KINDS,
+        false,
+        false,
+        "`true` lets clients enqueue the test job kinds `sleep` and `fail` (default `false`); for tests and benchmarks, never production",
+    ),
+    v(
+        var::JOB_SCHEDULE_HORIZON_DAYS,
+        false,
+        false,
+        "how far ahead a client may schedule a job, in days (default 30)",
+    ),
+    v(
+        var::SIGNUP_MAX_PER_WINDOW,
+        false,
+        false,
+        "sign-ups allowed per client address per window (default 20)",
+    ),
+    v(
+        var::SIGNUP_WINDOW_SECS,
+        false,
+        false,
+        "the sign-up window in seconds (default 600)",
+    ),
+    v(
+        var::PASSWORD_HASH_QUEUE,
+        false,
+        false,
+        "password hashes that may wait for a free hashing slot; beyond that a login or sign-up gets 503 with Retry-After (default 64)",
+    ),
+    v(
+        var::REQUEST_TIMEOUT_SECS,
+        false,
+        false,
+        "a request that takes longer gets 503 `timeout`, in seconds (default 15, below the balancer's read timeout)",
     ),
 ];
 

@@ -4,6 +4,6 @@ mod current_user;
 mod password;
 mod token;
 
-pub use current_user::CurrentUser;
-pub use password::{PasswordError, Passwords};
+pub use current_user::{CurrentUser, Role};
+pub use password::{PasswordError, Passwords, QueueFull, Ticket};
 pub use token::{Claims, TokenError, Tokens};

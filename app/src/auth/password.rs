@@ -7,6 +7,7 @@
 //! (`examples/argon2_rate.rs` measures both). The memory held is at most
 //! `PASSWORD_HASH_CONCURRENCY` buffers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -28,6 +29,23 @@ pub enum PasswordError {
     Task(#[source] tokio::task::JoinError),
 }
 
+/// Every hashing slot is taken and the queue in front of them is full.
+#[derive(Debug, thiserror::Error)]
+#[error("the password hashing queue is full")]
+pub struct QueueFull;
+
+/// A place in the hashing queue (running or waiting), held from before a request's other work
+/// until its hash is done; dropping it frees the place.
+pub struct Ticket {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.inner.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[derive(Clone)]
 pub struct Passwords {
     inner: Arc<Inner>,
@@ -36,6 +54,10 @@ pub struct Passwords {
 struct Inner {
     params: Params,
     permits: Arc<Semaphore>,
+    /// Tickets out: hashes running, waiting for a permit, or about to.
+    admitted: AtomicUsize,
+    /// The most tickets out at once: the permits plus the queue.
+    capacity: usize,
     /// Working memory of finished hashes, for the next ones (at most one per permit).
     memory: Mutex<Vec<Vec<Block>>>,
     /// Verified against when the email is unknown, so both 401 paths cost one argon2 run.
@@ -56,30 +78,51 @@ impl Passwords {
             inner: Arc::new(Inner {
                 params,
                 permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+                admitted: AtomicUsize::new(0),
+                capacity: settings.concurrency.max(1) + settings.queue,
                 memory: Mutex::new(Vec::new()),
                 dummy_hash,
             }),
         })
     }
 
+    /// A place in the hashing queue, or `QueueFull` at once when `PASSWORD_HASH_CONCURRENCY`
+    /// hashes run and `PASSWORD_HASH_QUEUE` wait: a login storm then gets quick 503s instead
+    /// of answers that take ever longer.
+    pub fn ticket(&self) -> Result<Ticket, QueueFull> {
+        let before = self.inner.admitted.fetch_add(1, Ordering::AcqRel);
+        let ticket = Ticket {
+            inner: Arc::clone(&self.inner),
+        };
+        if before >= self.inner.capacity {
+            return Err(QueueFull);
+        }
+        Ok(ticket)
+    }
+
     /// Hashes a password into a PHC string.
-    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+    pub async fn hash(&self, ticket: Ticket, password: String) -> Result<String, PasswordError> {
         let params = self.inner.params.clone();
-        self.run(move |memory| hash_blocking(&params, &password, memory))
-            .await?
+        self.run(ticket, move |memory| {
+            hash_blocking(&params, &password, memory)
+        })
+        .await?
     }
 
     /// Checks a password against a stored hash; with no stored hash (unknown email) it checks
     /// against a dummy hash and answers `false`, taking the same time.
     pub async fn verify(
         &self,
+        ticket: Ticket,
         password: String,
         stored_hash: Option<String>,
     ) -> Result<bool, PasswordError> {
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| self.inner.dummy_hash.clone());
         let matches = self
-            .run(move |memory| verify_blocking(&password, &hash, memory))
+            .run(ticket, move |memory| {
+                verify_blocking(&password, &hash, memory)
+            })
             .await?;
         Ok(known && matches)
     }
@@ -87,6 +130,7 @@ impl Passwords {
     /// Runs `work` on the blocking pool once a permit is free, lending it a working buffer.
     async fn run<T: Send + 'static>(
         &self,
+        ticket: Ticket,
         work: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let permit = Arc::clone(&self.inner.permits)
@@ -95,6 +139,7 @@ impl Passwords {
             .expect("the password semaphore is never closed");
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
+            let _ticket = ticket;
             let _permit = permit;
             lower_thread_priority();
             let mut memory = inner
@@ -219,17 +264,43 @@ mod tests {
     #[tokio::test]
     async fn hash_then_verify() {
         let passwords = Passwords::new(&PasswordSettings::insecure_fast()).unwrap();
-        let hash = passwords.hash("correct horse".into()).await.unwrap();
+        let ticket = || passwords.ticket().unwrap();
+        let hash = passwords
+            .hash(ticket(), "correct horse".into())
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(passwords
-            .verify("correct horse".into(), Some(hash.clone()))
+            .verify(ticket(), "correct horse".into(), Some(hash.clone()))
             .await
             .unwrap());
         assert!(!passwords
-            .verify("wrong horse".into(), Some(hash))
+            .verify(ticket(), "wrong horse".into(), Some(hash))
             .await
             .unwrap());
-        assert!(!passwords.verify("anything".into(), None).await.unwrap());
+        assert!(!passwords
+            .verify(ticket(), "anything".into(), None)
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn the_queue_admits_its_capacity_and_frees_places() {
+        let settings = PasswordSettings {
+            concurrency: 2,
+            queue: 3,
+            ..PasswordSettings::insecure_fast()
+        };
+        let passwords = Passwords::new(&settings).unwrap();
+        let held: Vec<Ticket> = (0..5).map(|_| passwords.ticket().unwrap()).collect();
+        assert!(passwords.ticket().is_err(), "a sixth place was given out");
+        assert!(
+            passwords.ticket().is_err(),
+            "a refusal must not use up a place"
+        );
+        drop(held);
+        let again: Vec<Ticket> = (0..5).map(|_| passwords.ticket().unwrap()).collect();
+        assert_eq!(again.len(), 5);
     }
 
     #[test]

@@ -64,6 +64,30 @@ pub enum JobKind {
 impl JobKind {
     pub const NAMES: [&'static str; 4] = ["noop", "welcome_email", "sleep", "fail"];
 
+    /// Whether a client may enqueue this kind through the API. `welcome_email` is the system's
+    /// own (a client could otherwise mail any user); `sleep` and `fail` exist for tests and
+    /// only with `test_kinds` (the node's `JOB_TEST_KINDS`): a dozen long sleeps would hold
+    /// every worker.
+    pub fn enqueueable(self, test_kinds: bool) -> bool {
+        match self {
+            JobKind::Noop => true,
+            JobKind::WelcomeEmail => false,
+            JobKind::Sleep | JobKind::Fail => test_kinds,
+        }
+    }
+
+    /// The kinds a client may enqueue, for error messages.
+    pub fn enqueueable_names(test_kinds: bool) -> Vec<&'static str> {
+        Self::NAMES
+            .iter()
+            .filter(|name| {
+                name.parse::<JobKind>()
+                    .is_ok_and(|kind| kind.enqueueable(test_kinds))
+            })
+            .copied()
+            .collect()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Noop => "noop",

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
 
 use super::{JobKind, JobState};
 
@@ -17,25 +18,40 @@ pub struct NewJob {
     pub args: serde_json::Value,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub max_attempts: i32,
+    /// The user who may read it; `None` for the system's own jobs.
+    pub owner: Option<Uuid>,
 }
 
 impl NewJob {
     pub const DEFAULT_MAX_ATTEMPTS: i32 = 20;
 
-    pub fn now(kind: JobKind, args: serde_json::Value) -> Self {
+    pub fn now(kind: JobKind, args: serde_json::Value, owner: Option<Uuid>) -> Self {
         Self {
             kind,
             args,
             scheduled_at: None,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            owner,
         }
     }
 }
 
-/// A job as clients see it.
+/// The longest error text kept per attempt, in characters; longer ones are cut, so a job
+/// that fails with a long message on every attempt grows its row by at most this much.
+pub const MAX_ERROR_CHARS: usize = 500;
+
+/// `error` cut to [`MAX_ERROR_CHARS`] characters, with an ellipsis when it was longer.
+pub fn truncate_error(error: &str) -> std::borrow::Cow<'_, str> {
+    match error.char_indices().nth(MAX_ERROR_CHARS) {
+        None => std::borrow::Cow::Borrowed(error),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}…", &error[..end])),
+    }
+}
+
+/// A job as its owner sees it: `id` is the public id, never the internal one.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct JobView {
-    pub id: i64,
+    pub id: Uuid,
     pub kind: String,
     pub state: JobState,
     pub attempts: i32,
@@ -91,13 +107,16 @@ impl Queue {
         &self.node
     }
 
-    pub async fn get(&self, id: i64) -> Result<Option<JobView>, sqlx::Error> {
+    /// The job with this public id if `owner` enqueued it: another user's job and an unknown
+    /// one look the same.
+    pub async fn get(&self, id: Uuid, owner: Uuid) -> Result<Option<JobView>, sqlx::Error> {
         sqlx::query_as::<_, JobView>(
-            "SELECT id, kind, state, attempts, max_attempts, errors, node, args, scheduled_at,
-                    inserted_at, attempted_at, completed_at, discarded_at
-             FROM jobs WHERE id = $1",
+            "SELECT public_id AS id, kind, state, attempts, max_attempts, errors, node, args,
+                    scheduled_at, inserted_at, attempted_at, completed_at, discarded_at
+             FROM jobs WHERE public_id = $1 AND owner_id = $2",
         )
         .bind(id)
+        .bind(owner)
         .fetch_optional(&self.pool)
         .await
     }
@@ -126,21 +145,24 @@ impl Queue {
     }
 }
 
-/// Inserts a job (in a transaction when given one); the insert trigger wakes idle workers.
+/// Inserts a job (in a transaction when given one) and returns its public id; the insert
+/// trigger wakes idle workers.
 pub async fn enqueue(
     executor: impl PgExecutor<'_>,
     job: &NewJob,
-) -> Result<(i64, JobState), sqlx::Error> {
+) -> Result<(Uuid, JobState), sqlx::Error> {
     sqlx::query_as(
-        "INSERT INTO jobs (kind, args, max_attempts, scheduled_at, state)
+        "INSERT INTO jobs (kind, args, max_attempts, scheduled_at, state, owner_id)
          VALUES ($1, $2, $3, coalesce($4, now()),
-                 CASE WHEN $4 > now() THEN 'scheduled'::job_state ELSE 'available'::job_state END)
-         RETURNING id, state",
+                 CASE WHEN $4 > now() THEN 'scheduled'::job_state ELSE 'available'::job_state END,
+                 $5)
+         RETURNING public_id, state",
     )
     .bind(job.kind.as_str())
     .bind(&job.args)
     .bind(job.max_attempts)
     .bind(job.scheduled_at)
+    .bind(job.owner)
     .fetch_one(executor)
     .await
 }
@@ -192,7 +214,7 @@ pub async fn complete(pool: &PgPool, node: &str, done: &[(i64, i32)]) -> Result<
 }
 
 /// Records a failed attempt: `retryable` after `backoff`, or `discarded` once the attempts are
-/// used up. The error is kept either way.
+/// used up. The error is kept either way, cut to [`MAX_ERROR_CHARS`].
 pub async fn fail(
     pool: &PgPool,
     node: &str,
@@ -217,29 +239,35 @@ pub async fn fail(
     .bind(id)
     .bind(node)
     .bind(attempt)
-    .bind(error)
+    .bind(truncate_error(error).as_ref())
     .bind(backoff.as_secs_f64())
     .fetch_optional(pool)
     .await
 }
 
-/// Renews the leases of the jobs this node is running.
+/// Renews the leases of the attempts this node is running and returns the ids it renewed. An
+/// attempt missing from the answer is no longer this node's (its lease lapsed and another
+/// node took the job): the caller must stop running it.
 pub async fn heartbeat(
     pool: &PgPool,
     node: &str,
-    ids: &[i64],
+    running: &[(i64, i32)],
     lease: Duration,
-) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
-         WHERE id = ANY($1) AND state = 'executing' AND node = $2",
+) -> Result<Vec<i64>, sqlx::Error> {
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = running.iter().copied().unzip();
+    sqlx::query_scalar(
+        "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $4)
+         FROM unnest($1::bigint[], $2::int[]) AS mine(id, attempt)
+         WHERE jobs.id = mine.id AND jobs.attempts = mine.attempt
+           AND jobs.state = 'executing' AND jobs.node = $3
+         RETURNING jobs.id",
     )
-    .bind(ids)
+    .bind(&ids)
+    .bind(&attempts)
     .bind(node)
     .bind(lease.as_secs_f64())
-    .execute(pool)
-    .await?;
-    Ok(result.rows_affected())
+    .fetch_all(pool)
+    .await
 }
 
 /// Puts back jobs whose lease expired (their node died or hung): `available` again, or
@@ -287,18 +315,44 @@ pub async fn hand_back(pool: &PgPool, node: &str, ids: &[i64]) -> Result<u64, sq
     Ok(result.rows_affected())
 }
 
-/// Deletes completed and discarded jobs older than `retention`, a batch at a time.
+/// The most rows one pruning statement deletes: short transactions, and a round that stops
+/// after its time budget still deletes a useful amount.
+pub const PRUNE_BATCH: i64 = 5_000;
+
+/// Deletes up to [`PRUNE_BATCH`] completed and discarded jobs that finished more than
+/// `retention` ago, oldest first (through `jobs_finished_at_idx`, so the cost is the rows
+/// deleted, not the table).
 pub async fn prune(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let result = sqlx::query(
         "DELETE FROM jobs WHERE id IN (
              SELECT id FROM jobs
              WHERE state IN ('completed', 'discarded')
                AND coalesce(completed_at, discarded_at) < now() - make_interval(secs => $1)
-             LIMIT 10000
+             ORDER BY coalesce(completed_at, discarded_at)
+             LIMIT $2
              FOR UPDATE SKIP LOCKED
          )",
     )
     .bind(retention.as_secs_f64())
+    .bind(PRUNE_BATCH)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Deletes up to [`PRUNE_BATCH`] outbox emails written more than `retention` ago.
+pub async fn prune_outbox(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "DELETE FROM outbox_emails WHERE id IN (
+             SELECT id FROM outbox_emails
+             WHERE inserted_at < now() - make_interval(secs => $1)
+             ORDER BY inserted_at
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED
+         )",
+    )
+    .bind(retention.as_secs_f64())
+    .bind(PRUNE_BATCH)
     .execute(pool)
     .await?;
     Ok(result.rows_affected())
@@ -325,6 +379,17 @@ pub fn backoff(base: Duration, attempt: i32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_errors_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate_error("short"), "short");
+        let exact = "é".repeat(MAX_ERROR_CHARS);
+        assert_eq!(truncate_error(&exact), exact);
+        let long = "é".repeat(MAX_ERROR_CHARS + 10);
+        let cut = truncate_error(&long);
+        assert_eq!(cut.chars().count(), MAX_ERROR_CHARS + 1);
+        assert!(cut.ends_with("é…"));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

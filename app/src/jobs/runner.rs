@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::queue::{self, FetchedJob};
@@ -47,8 +47,37 @@ struct Ack {
     result: Result<(), String>,
 }
 
-/// Jobs this node is running: id → attempt.
-type Running = Arc<Mutex<HashMap<i64, i32>>>;
+/// An attempt this node holds, from its fetch until its outcome is written: its lease is
+/// renewed all that time, so an acknowledgement that waits behind a slow database never lets
+/// the lease lapse (and the job run again elsewhere) after the job has already run here.
+struct Held {
+    attempt: i32,
+    /// The task running it, once spawned.
+    task: Option<AbortHandle>,
+    /// It ran; its outcome waits to be written.
+    finished: bool,
+}
+
+/// The attempts this node holds, by job id.
+type Running = Arc<Mutex<HashMap<i64, Held>>>;
+
+/// Forgets held attempts whose outcome was written (or given up on).
+fn release(running: &Running, done: impl IntoIterator<Item = (i64, i32)>) {
+    let mut running = running.lock().expect("lock");
+    for (id, attempt) in done {
+        if running.get(&id).is_some_and(|held| held.attempt == attempt) {
+            running.remove(&id);
+        }
+    }
+}
+
+/// How much of a maintenance round pruning may take before it leaves the rest for the next.
+const PRUNE_BUDGET: Duration = Duration::from_millis(500);
+
+/// The most attempts a node holds at once, running or waiting for their outcome to be written:
+/// when acknowledgements fall behind, the producer stops fetching rather than claiming jobs
+/// whose leases it would then have to keep renewing.
+const MAX_HELD: usize = ACK_BATCH;
 
 impl JobRunner {
     pub fn new(
@@ -91,6 +120,7 @@ impl JobRunner {
         let completer = tokio::spawn(complete(
             self.pool.clone(),
             Arc::clone(&self.node),
+            Arc::clone(&running),
             ack_rx,
             self.settings.backoff_base,
             Arc::clone(&wake),
@@ -112,7 +142,13 @@ impl JobRunner {
         if !finished {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
-            let unfinished: Vec<i64> = running.lock().expect("lock").keys().copied().collect();
+            let unfinished: Vec<i64> = running
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|(_, held)| !held.finished)
+                .map(|(id, _)| *id)
+                .collect();
             match queue::hand_back(&self.pool, &self.node, &unfinished).await {
                 Ok(count) => tracing::warn!(count, "handed unfinished jobs back to the queue"),
                 Err(error) => tracing::error!(
@@ -143,6 +179,16 @@ impl JobRunner {
                 return;
             }
             while tasks.try_join_next().is_some() {}
+            // Backpressure: while many outcomes wait to be written (a slow database), fetch
+            // nothing more; the completer wakes us once it has written some.
+            if running.lock().expect("lock").len() >= MAX_HELD {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
             let first = tokio::select! {
                 permit = Arc::clone(&slots).acquire_owned() => permit.expect("never closed"),
                 _ = stop.changed() => return,
@@ -162,6 +208,8 @@ impl JobRunner {
                 };
                 permits.push(permit);
             }
+            let held = running.lock().expect("lock").len();
+            permits.truncate(MAX_HELD.saturating_sub(held).max(1));
             let wanted = permits.len();
             let jobs = match queue::fetch(&self.pool, &self.node, wanted, self.settings.lease).await
             {
@@ -185,17 +233,32 @@ impl JobRunner {
             {
                 let mut running = running.lock().expect("lock");
                 for job in &jobs {
-                    running.insert(job.id, job.attempts);
+                    running.insert(
+                        job.id,
+                        Held {
+                            attempt: job.attempts,
+                            task: None,
+                            finished: false,
+                        },
+                    );
                 }
             }
             for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
                 let pool = self.pool.clone();
                 let acks = acks.clone();
-                let running = Arc::clone(running);
-                tasks.spawn(async move {
+                let (id, attempt) = (job.id, job.attempts);
+                let task_running = Arc::clone(running);
+                let handle = tasks.spawn(async move {
                     let _permit = permit;
-                    execute(&pool, job, &acks, &running).await;
+                    execute(&pool, job, &acks, &task_running).await;
                 });
+                // The heartbeat aborts the task through this if the attempt stops being ours;
+                // a task that already finished has removed its entry.
+                if let Some(held) = running.lock().expect("lock").get_mut(&id) {
+                    if held.attempt == attempt {
+                        held.task = Some(handle);
+                    }
+                }
             }
             drop(permits);
             if fetched < wanted {
@@ -217,6 +280,7 @@ async fn execute(
     running: &Running,
 ) {
     let started = std::time::Instant::now();
+    let (id, attempt) = (job.id, job.attempts);
     let outcome = AssertUnwindSafe(workers::perform(pool, &job))
         .catch_unwind()
         .await;
@@ -237,8 +301,12 @@ async fn execute(
     if let Err(error) = &result {
         tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %error, "job failed");
     }
-    // The lease lasts for seconds; the completer writes this within milliseconds.
-    running.lock().expect("lock").remove(&job.id);
+    // Still held (and its lease renewed) until the completer has written the outcome.
+    if let Some(held) = running.lock().expect("lock").get_mut(&id) {
+        if held.attempt == attempt {
+            held.finished = true;
+        }
+    }
     let _ = acks.send(Ack {
         id: job.id,
         attempt: job.attempts,
@@ -250,6 +318,7 @@ async fn execute(
 async fn complete(
     pool: PgPool,
     node: Arc<str>,
+    running: Running,
     mut acks: mpsc::UnboundedReceiver<Ack>,
     backoff_base: Duration,
     wake: Arc<Notify>,
@@ -272,7 +341,10 @@ async fn complete(
                 Ok(()) => done.push((ack.id, ack.attempt)),
                 Err(error) => {
                     let backoff = queue::backoff(backoff_base, ack.attempt);
-                    match queue::fail(&pool, &node, ack.id, ack.attempt, &error, backoff).await {
+                    let failed =
+                        queue::fail(&pool, &node, ack.id, ack.attempt, &error, backoff).await;
+                    release(&running, [(ack.id, ack.attempt)]);
+                    match failed {
                         Ok(Some(state)) => {
                             tracing::debug!(job = ack.id, state = state.as_str(), "job failed")
                         }
@@ -290,7 +362,10 @@ async fn complete(
         let mut tries = 0;
         loop {
             match queue::complete(&pool, &node, &done).await {
-                Ok(_) => break,
+                Ok(_) => {
+                    release(&running, done.iter().copied());
+                    break;
+                }
                 Err(error) if tries < 5 => {
                     tries += 1;
                     tracing::warn!(error = %error, "failed to acknowledge jobs; retrying");
@@ -302,6 +377,7 @@ async fn complete(
                         count = done.len(),
                         "failed to acknowledge jobs; they will run again after their lease expires"
                     );
+                    release(&running, done.iter().copied());
                     break;
                 }
             }
@@ -339,26 +415,74 @@ async fn listen(pool: PgPool, wake: Arc<Notify>) {
     }
 }
 
-/// Renews the leases of this node's running jobs three times per lease.
+/// How often the heartbeat renews leases: four times per lease, so three beats in a row may
+/// fail (a slow database, a busy node) before another node may take the job.
+pub fn heartbeat_period(lease: Duration) -> Duration {
+    lease / 4
+}
+
+/// Renews the leases of this node's running attempts, and stops the attempts it no longer
+/// holds: when a lease lapsed anyway (the node could not reach the database for longer than
+/// the lease) another node has rescued the job, and running on here would run it twice.
 async fn heartbeat(pool: PgPool, node: Arc<str>, running: Running, lease: Duration) {
-    let mut ticks = tokio::time::interval(lease / 3);
+    let mut ticks = tokio::time::interval(heartbeat_period(lease));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let ids: Vec<i64> = running.lock().expect("lock").keys().copied().collect();
-        if ids.is_empty() {
+        let mine: Vec<(i64, i32)> = running
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(id, held)| (*id, held.attempt))
+            .collect();
+        if mine.is_empty() {
             continue;
         }
-        if let Err(error) = queue::heartbeat(&pool, &node, &ids, lease).await {
-            tracing::warn!(error = %error, "failed to renew job leases");
+        let renewed = match queue::heartbeat(&pool, &node, &mine, lease).await {
+            Ok(renewed) => renewed,
+            Err(error) => {
+                tracing::warn!(error = %error, "failed to renew job leases");
+                continue;
+            }
+        };
+        if renewed.len() == mine.len() {
+            continue;
+        }
+        let renewed: std::collections::HashSet<i64> = renewed.into_iter().collect();
+        let mut running = running.lock().expect("lock");
+        for (id, attempt) in mine {
+            if renewed.contains(&id) {
+                continue;
+            }
+            // Still held here (not just written): the attempt is not ours anymore. Stop it if it
+            // still runs; a finished one's acknowledgement will change nothing (it is guarded
+            // by the attempt).
+            if running.get(&id).is_some_and(|held| held.attempt == attempt) {
+                let held = running.remove(&id).expect("present");
+                if let (false, Some(task)) = (held.finished, held.task) {
+                    task.abort();
+                }
+                tracing::warn!(
+                    job = id,
+                    attempt,
+                    finished = held.finished,
+                    "lost the lease of a job (another node took it); stopped holding it here"
+                );
+            }
         }
     }
 }
 
-/// Periodic chores any node may do: rescue jobs with expired leases, prune old jobs and
-/// rate-limit counters, keep the metrics histograms drained.
+/// How often a node looks for lapsed leases (and prunes): four times per lease, so a dead
+/// node's job runs again at most about a lease and a quarter after its last heartbeat.
+pub fn maintenance_period(lease: Duration) -> Duration {
+    (lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(5))
+}
+
+/// Periodic chores any node may do: rescue jobs with expired leases, prune old jobs, the
+/// outbox and rate-limit counters, keep the metrics histograms drained.
 async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metrics: Metrics) {
-    let period = (settings.lease / 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let period = maintenance_period(settings.lease);
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds = 0u64;
@@ -378,11 +502,38 @@ async fn maintain(pool: PgPool, wake: Arc<Notify>, settings: JobSettings, metric
             if let Err(error) = crate::rate_limit::prune_postgres(&pool).await {
                 tracing::warn!(error = %error, "failed to prune login failures");
             }
-            match queue::prune(&pool, settings.retention).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "pruned old jobs"),
-                Err(error) => tracing::warn!(error = %error, "failed to prune old jobs"),
+        }
+        prune(&pool, settings.retention).await;
+    }
+}
+
+/// Prunes finished jobs and old outbox emails a batch at a time until none are left or the
+/// round's budget is spent: every round, so pruning keeps up with a queue that finishes
+/// thousands of jobs a second (a batch takes milliseconds).
+async fn prune(pool: &PgPool, retention: Duration) {
+    let started = Instant::now();
+    for table in ["jobs", "outbox_emails"] {
+        let mut total = 0;
+        loop {
+            let pruned = match table {
+                "jobs" => queue::prune(pool, retention).await,
+                _ => queue::prune_outbox(pool, retention).await,
+            };
+            match pruned {
+                Ok(count) => {
+                    total += count;
+                    if count < queue::PRUNE_BATCH as u64 || started.elapsed() > PRUNE_BUDGET {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, table, "failed to prune");
+                    break;
+                }
             }
+        }
+        if total > 0 {
+            tracing::debug!(count = total, table, "pruned");
         }
     }
 }

@@ -74,17 +74,28 @@ pub async fn login(
     let key = LoginLimiter::key(&email, &client);
     let (verdict, user) = state
         .login_limiter
-        .check_with_user(&state.pool, &email, &key)
+        .attempt_with_user(&state.pool, &email, &key)
         .await?;
-    let earlier_failures = match verdict {
-        Ok(Verdict::Allowed { failures }) => failures,
+    let counted = match verdict {
+        Ok(Verdict::Allowed { .. }) => true,
         Ok(Verdict::Blocked { retry_after_secs }) => {
             return Err(ApiError::TooManyFailedLogins { retry_after_secs })
         }
         // Fail open: a broken limiter store must not lock everyone out; /api/ready reports it.
         Err(error) => {
             tracing::warn!(error = format!("{error:#}"), "login rate limit unavailable");
-            0
+            false
+        }
+    };
+    // A place in the hashing queue: when the node is at capacity the answer is a quick 503,
+    // and the attempt is given back (it was not tried). Blocked attempts never queue.
+    let ticket = match state.passwords.ticket() {
+        Ok(ticket) => ticket,
+        Err(_) => {
+            if counted {
+                state.login_limiter.give_back(&key).await;
+            }
+            return Err(ApiError::busy());
         }
     };
     let (user_id, stored_hash) = match user {
@@ -94,19 +105,15 @@ pub async fn login(
     // Unknown emails are verified against a dummy hash, so both failures take as long.
     let verified = state
         .passwords
-        .verify(password, stored_hash)
+        .verify(ticket, password, stored_hash)
         .await
         .map_err(ApiError::internal)?;
+    // A failure stays counted (it was counted before the hash).
     let Some(user_id) = user_id.filter(|_| verified) else {
-        if let Err(error) = state.login_limiter.record_failure(&key).await {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "failed to count a failed login"
-            );
-        }
         return Err(ApiError::InvalidCredentials);
     };
-    if earlier_failures > 0 {
+    // A success forgets the window's attempts, this one included.
+    if counted {
         if let Err(error) = state.login_limiter.reset(&key).await {
             tracing::warn!(
                 error = format!("{error:#}"),

@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, Role};
 use crate::error::{ApiError, FieldErrors};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::jobs::{queue, JobKind, NewJob};
+use crate::rate_limit::{LoginLimiter, Verdict};
+use crate::routes::auth::ClientAddr;
 use crate::state::AppState;
 
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -96,9 +98,30 @@ pub struct UserView {
 
 pub async fn create(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<SignUpBody>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let new_user = NewUser::parse(body).map_err(ApiError::Validation)?;
+    // Each sign-up costs a full password hash: a limited number per client address.
+    let key = LoginLimiter::signup_key(&client);
+    let limit = state.signup_limit;
+    let counted = match state
+        .login_limiter
+        .hit(&key, limit.max_per_window, limit.window)
+        .await
+    {
+        Ok(Verdict::Allowed { .. }) => true,
+        Ok(Verdict::Blocked { retry_after_secs }) => {
+            return Err(ApiError::TooManySignups { retry_after_secs })
+        }
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "sign-up rate limit unavailable"
+            );
+            false
+        }
+    };
     // Cheap early answer for the common case; the unique index settles races below.
     let taken: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))")
@@ -108,9 +131,15 @@ pub async fn create(
     if taken {
         return Err(ApiError::EmailTaken);
     }
+    let Ok(ticket) = state.passwords.ticket() else {
+        if counted {
+            state.login_limiter.give_back(&key).await;
+        }
+        return Err(ApiError::busy());
+    };
     let password_hash = state
         .passwords
-        .hash(new_user.password)
+        .hash(ticket, new_user.password)
         .await
         .map_err(ApiError::internal)?;
     let id = Uuid::now_v7();
@@ -134,7 +163,11 @@ pub async fn create(
     };
     queue::enqueue(
         &mut *transaction,
-        &NewJob::now(JobKind::WelcomeEmail, json!({"user_id": user.id})),
+        &NewJob::now(
+            JobKind::WelcomeEmail,
+            json!({"user_id": user.id}),
+            Some(user.id),
+        ),
     )
     .await?;
     transaction.commit().await?;
@@ -151,8 +184,10 @@ pub struct PageQuery {
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 
+/// A page of users for an admin; anyone else gets a page with only themselves, so nobody
+/// learns other people's emails.
 pub async fn list(
-    _user: CurrentUser,
+    user: CurrentUser,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -178,14 +213,19 @@ pub async fn list(
         },
     };
     errors.into_result()?;
+    let only = match user.role(&state.pool).await? {
+        Role::Admin => None,
+        Role::User => Some(user.id),
+    };
     // Ids are UUIDv7, so ordering by id is ordering by creation time.
     let mut users = sqlx::query_as::<_, UserView>(
         "SELECT id, email, full_name, inserted_at FROM users
-         WHERE $1::uuid IS NULL OR id > $1
+         WHERE ($1::uuid IS NULL OR id > $1) AND ($3::uuid IS NULL OR id = $3)
          ORDER BY id LIMIT $2",
     )
     .bind(after)
     .bind(limit + 1)
+    .bind(only)
     .fetch_all(&state.pool)
     .await?;
     let next_cursor = if users.len() as i64 > limit {

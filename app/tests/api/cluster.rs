@@ -80,8 +80,9 @@ async fn five_hundred_jobs_are_each_completed_exactly_once_by_both_nodes() {
     assert_eq!(names, expected, "both nodes ran jobs: {by_node:?}");
     assert!(by_node.iter().all(|(_, count)| *count > 0));
 
+    let admin = second.admin_token().await;
     let stats: Value = second
-        .get_authed("/api/jobs/stats", &token)
+        .get_authed("/api/jobs/stats", &admin)
         .await
         .json()
         .await
@@ -198,4 +199,90 @@ async fn a_node_never_opens_more_than_its_pool_plus_one_connection() {
     );
     // The load was real: the pool filled up and the LISTEN connection was there.
     assert!(max >= i64::from(POOL), "saw only {max} connections");
+}
+
+/// With the default lease, a job on a node killed mid-run (as `kill -9` does: no hand-back)
+/// runs again on another node about ten seconds after the kill (it took 34 s with the old
+/// 30 s lease), and not before the lease lapsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_default_lease_a_killed_nodes_job_runs_again_within_about_ten_seconds() {
+    use app::config::DEFAULT_JOB_LEASE;
+    use app::jobs::runner::{heartbeat_period, maintenance_period};
+    let defaults = |s: &mut app::config::Settings| {
+        s.jobs.lease = DEFAULT_JOB_LEASE;
+        s.jobs.poll_interval = Duration::from_secs(1);
+    };
+    let mut doomed = spawn_app_with(defaults).await;
+    let token = doomed.token().await;
+    let id = doomed
+        .enqueue(&token, &json!({"kind": "sleep", "args": {"ms": 3000}}))
+        .await;
+    doomed
+        .wait_for_job(&token, id, Duration::from_secs(10), |job| {
+            job["state"] == "executing"
+        })
+        .await;
+    doomed.kill().await;
+    let killed = std::time::Instant::now();
+    let survivor = doomed.spawn_peer(defaults).await;
+    survivor
+        .wait_for_job(&token, id, Duration::from_secs(30), |job| {
+            job["attempts"] == 2 && job["node"] == survivor.node.as_str()
+        })
+        .await;
+    let rescued_after = killed.elapsed();
+    // The last heartbeat came at most one period before the kill; the rescuer looks once per
+    // maintenance period; the rescuing node wakes its own producer at once.
+    let earliest = DEFAULT_JOB_LEASE - heartbeat_period(DEFAULT_JOB_LEASE);
+    let latest = DEFAULT_JOB_LEASE + maintenance_period(DEFAULT_JOB_LEASE) + Duration::from_secs(2);
+    eprintln!("rescued {rescued_after:?} after the kill (lease {DEFAULT_JOB_LEASE:?})");
+    assert!(
+        rescued_after >= earliest - Duration::from_millis(500),
+        "rescued after {rescued_after:?}, before the lease could have lapsed"
+    );
+    assert!(
+        rescued_after <= latest,
+        "rescued only after {rescued_after:?} (expected within {latest:?})"
+    );
+    survivor
+        .wait_for_job(&token, id, Duration::from_secs(15), |job| {
+            job["state"] == "completed"
+        })
+        .await;
+}
+
+/// A node whose attempt was taken over (its lease lapsed and another node fetched the job
+/// again) stops running it at its next heartbeat instead of finishing it a second time, and
+/// never acknowledges the other node's attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_a_jobs_lease_stops_running_it() {
+    let app = spawn_app_with(|s| s.jobs.workers = 1).await;
+    let token = app.token().await;
+    let id = app
+        .enqueue(&token, &json!({"kind": "sleep", "args": {"ms": 60000}}))
+        .await;
+    app.wait_for_job(&token, id, Duration::from_secs(10), |job| {
+        job["state"] == "executing"
+    })
+    .await;
+    // What a rescue and a fetch by another node leave behind.
+    sqlx::query(
+        "UPDATE jobs SET attempts = attempts + 1, node = 'other-node',
+                lease_expires_at = now() + interval '1 hour'
+         WHERE public_id = $1",
+    )
+    .bind(id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    // The node's only worker is free again long before the 60 s sleep would end.
+    let next = app.enqueue(&token, &json!({"kind": "noop"})).await;
+    app.wait_for_job(&token, next, Duration::from_secs(10), |job| {
+        job["state"] == "completed"
+    })
+    .await;
+    let job = app.job(&token, id).await;
+    assert_eq!(job["state"], "executing", "{job}");
+    assert_eq!(job["node"], "other-node", "{job}");
+    assert_eq!(job["attempts"], 2, "{job}");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use app::config::{
     DatabaseSettings, JobSettings, JwtSettings, LogFormat, LoginLimitSettings, PasswordSettings,
-    RedisSettings, Settings,
+    RedisSettings, Settings, SignupLimitSettings,
 };
 use app::startup::Application;
 use serde_json::{json, Value};
@@ -127,13 +127,21 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
             poll_interval: Duration::from_millis(200),
             backoff_base: Duration::from_millis(50),
             retention: Duration::from_secs(3600),
+            // The tests run the test kinds; tests of the flag itself turn it off.
+            test_kinds: true,
+            schedule_horizon: Duration::from_secs(30 * 86_400),
         },
         passwords: PasswordSettings::insecure_fast(),
         login_limit: LoginLimitSettings {
             max_failures: 10,
             window: Duration::from_secs(300),
         },
+        signup_limit: SignupLimitSettings {
+            max_per_window: 1000,
+            window: Duration::from_secs(600),
+        },
         shutdown_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(15),
         body_limit: 64 * 1024,
     }
 }
@@ -278,6 +286,18 @@ impl TestApp {
         self.token_for(&email).await
     }
 
+    /// Signs up a fresh user, makes it an admin the way an operator does (`app admin grant`)
+    /// and returns a token for it.
+    pub async fn admin_token(&self) -> String {
+        let email = format!("admin-{}@example.com", Uuid::new_v4().simple());
+        self.sign_up(&email).await;
+        let granted = app::db::set_role(self.pool(), &email, app::auth::Role::Admin)
+            .await
+            .unwrap();
+        assert!(granted);
+        self.token_for(&email).await
+    }
+
     pub async fn token_for(&self, email: &str) -> String {
         let response = self.login(email, PASSWORD).await;
         assert_eq!(response.status(), 200, "login failed");
@@ -299,15 +319,15 @@ impl TestApp {
             .expect("request failed")
     }
 
-    /// Enqueues a job and returns its id.
-    pub async fn enqueue(&self, token: &str, body: &Value) -> i64 {
+    /// Enqueues a job and returns its (public) id.
+    pub async fn enqueue(&self, token: &str, body: &Value) -> Uuid {
         let response = self.post_job(token, body).await;
         assert_eq!(response.status(), 202, "enqueue failed");
         let body: Value = response.json().await.unwrap();
-        body["data"]["id"].as_i64().unwrap()
+        body["data"]["id"].as_str().unwrap().parse().unwrap()
     }
 
-    pub async fn job(&self, token: &str, id: i64) -> Value {
+    pub async fn job(&self, token: &str, id: Uuid) -> Value {
         let response = self.get_authed(&format!("/api/jobs/{id}"), token).await;
         assert_eq!(response.status(), 200);
         response.json::<Value>().await.unwrap()["data"].clone()
@@ -317,7 +337,7 @@ impl TestApp {
     pub async fn wait_for_job(
         &self,
         token: &str,
-        id: i64,
+        id: Uuid,
         within: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> Value {

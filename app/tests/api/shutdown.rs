@@ -60,11 +60,11 @@ async fn shutdown_finishes_requests_and_jobs_and_hands_back_the_rest() {
         started.elapsed()
     );
 
-    let state = |id: i64| {
+    let state = |id: uuid::Uuid| {
         let pool = app.pool().clone();
         async move {
             sqlx::query_as::<_, (String, i32, serde_json::Value)>(
-                "SELECT state::text, attempts, errors FROM jobs WHERE id = $1",
+                "SELECT state::text, attempts, errors FROM jobs WHERE public_id = $1",
             )
             .bind(id)
             .fetch_one(&pool)

@@ -118,7 +118,13 @@ async fn a_taken_email_is_409_case_insensitively() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_hundred_concurrent_sign_ups_with_one_email_give_one_201() {
-    let app = spawn_app_with_pool(10).await;
+    // Room in the hashing queue for all of them: this is about the unique index, not capacity
+    // (limits.rs has the full queue).
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.database.pool_size = 10;
+        s.passwords.queue = 100;
+    })
+    .await;
     let body = sign_up_body("race@example.com");
     let responses = join_all((0..100).map(|i| {
         let client = app.client.clone();
@@ -142,14 +148,10 @@ async fn one_hundred_concurrent_sign_ups_with_one_email_give_one_201() {
     assert_eq!(count, 1);
 }
 
-async fn spawn_app_with_pool(size: u32) -> crate::helpers::TestApp {
-    crate::helpers::spawn_app_with(|s| s.database.pool_size = size).await
-}
-
 #[tokio::test]
 async fn users_are_listed_in_pages_with_a_cursor() {
     let app = spawn_app().await;
-    let token = app.token().await;
+    let token = app.admin_token().await;
     for i in 0..4 {
         app.sign_up(&format!("page{i}@example.com")).await;
     }
@@ -192,4 +194,72 @@ async fn listing_users_needs_a_token_and_a_sane_limit() {
         let response = app.get_authed(&format!("/api/users?{query}"), &token).await;
         assert_eq!(response.status(), 422, "{query}");
     }
+}
+
+fn emails(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["email"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Only an admin lists everyone; anyone else sees only themselves. The admin role comes from
+/// the operator's `app admin grant` (the real binary), never from the API, and is read at each
+/// request, so a revoke takes effect at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_list_every_user_and_only_the_operator_makes_admins() {
+    let app = spawn_app().await;
+    // Asking for the role at sign-up does nothing.
+    let response = app
+        .post_user(&json!({
+            "email": "ada@example.com", "full_name": "Ada", "role": "admin",
+            "password": crate::helpers::PASSWORD,
+            "password_confirmation": crate::helpers::PASSWORD,
+        }))
+        .await;
+    assert_eq!(response.status(), 201);
+    app.sign_up("grace@example.com").await;
+    let ada = app.token_for("ada@example.com").await;
+    let list = |token: String| {
+        let app = &app;
+        async move {
+            let response = app.get_authed("/api/users", &token).await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let page = list(ada.clone()).await;
+    assert_eq!(emails(&page), ["ada@example.com"]);
+    assert!(page["next_cursor"].is_null());
+    assert_eq!(app.get_authed("/api/jobs/stats", &ada).await.status(), 403);
+
+    let admin = |action: &str, email: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_app"))
+            .args(["admin", action, email])
+            .env("DATABASE_URL", crate::helpers::database_url(&app.db))
+            .env("LOG_FORMAT", "text")
+            .output()
+            .unwrap()
+    };
+    let granted = admin("grant", "ADA@example.com");
+    assert!(granted.status.success(), "{granted:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&granted.stdout).trim(),
+        "ADA@example.com is now an admin"
+    );
+    let mut all = emails(&list(ada.clone()).await);
+    all.sort();
+    assert_eq!(all, ["ada@example.com", "grace@example.com"]);
+    assert_eq!(app.get_authed("/api/jobs/stats", &ada).await.status(), 200);
+
+    let revoked = admin("revoke", "ada@example.com");
+    assert!(revoked.status.success(), "{revoked:?}");
+    assert_eq!(emails(&list(ada).await), ["ada@example.com"]);
+
+    let unknown = admin("grant", "nobody@example.com");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr)
+        .contains("no user has the email nobody@example.com"));
 }

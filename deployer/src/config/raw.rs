@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub redis: Option<Spanned<RawRedis>>,
     pub balancer: Option<Spanned<RawBalancer>>,
     pub rollout: Option<Spanned<RawRollout>>,
+    pub logs: Option<Spanned<RawLogs>>,
     /// Sections present in the file that could not be read (already reported).
     pub broken: std::collections::BTreeSet<String>,
 }
@@ -88,6 +89,13 @@ pub struct RawRollout {
     pub health_timeout: Option<Spanned<i64>>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    pub max_size_mb: Option<Spanned<i64>>,
+    pub max_files: Option<Spanned<i64>>,
+}
+
 /// The field names a `#[derive(Deserialize)]` struct accepts, read from serde itself
 /// so the "did you mean" hints can never drift from the structs above.
 pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
@@ -136,7 +144,9 @@ pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
 }
 
 /// The sections `cluster.toml` knows, in the order the reference documents them.
-pub const SECTIONS: &[&str] = &["cluster", "app", "database", "redis", "balancer", "rollout"];
+pub const SECTIONS: &[&str] = &[
+    "cluster", "app", "database", "redis", "balancer", "rollout", "logs",
+];
 
 pub fn section_fields(section: &str) -> &'static [&'static str] {
     match section {
@@ -146,6 +156,7 @@ pub fn section_fields(section: &str) -> &'static [&'static str] {
         "redis" => field_names::<RawRedis>(),
         "balancer" => field_names::<RawBalancer>(),
         "rollout" => field_names::<RawRollout>(),
+        "logs" => field_names::<RawLogs>(),
         _ => &[],
     }
 }

@@ -206,6 +206,7 @@ pub struct ClusterSpec {
     pub(in crate::config) redis: Option<RedisSpec>,
     pub(in crate::config) balancer: BalancerSpec,
     pub(in crate::config) rollout: RolloutSpec,
+    pub(in crate::config) logs: LogsSpec,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -363,6 +364,28 @@ impl ClusterSpec {
 
     pub fn rollout(&self) -> &RolloutSpec {
         &self.rollout
+    }
+
+    pub fn logs(&self) -> &LogsSpec {
+        &self.logs
+    }
+}
+
+/// Log rotation for every container: the engine keeps at most `max_files` files of
+/// `max_size_mb` each per container (json-file's `max-size` / `max-file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogsSpec {
+    pub(in crate::config) max_size_mb: u32,
+    pub(in crate::config) max_files: u32,
+}
+
+impl LogsSpec {
+    pub fn max_size_mb(&self) -> u32 {
+        self.max_size_mb
+    }
+
+    pub fn max_files(&self) -> u32 {
+        self.max_files
     }
 }
 

@@ -8,6 +8,7 @@ mod app;
 mod balancer;
 mod cluster;
 mod database;
+mod logs;
 mod redis;
 mod rollout;
 mod suggest;
@@ -22,7 +23,7 @@ use crate::config::spec::Choice;
 pub use suggest::did_you_mean;
 
 use super::diagnostic::Diagnostic;
-use super::raw::{RawApp, RawBalancer, RawConfig, RawDatabase, RawRollout};
+use super::raw::{RawApp, RawBalancer, RawConfig, RawDatabase, RawLogs, RawRollout};
 use super::spec::{AppSpec, BalancerSpec, ClusterSpec, DnsLabel, ImageRef, RolloutSpec};
 use suggest::suggest_label;
 
@@ -31,11 +32,12 @@ use suggest::suggest_label;
 pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut c = Checker { diags: Vec::new() };
     // A missing section is an empty one: every key at its default.
-    let (no_app, no_database, no_balancer, no_rollout) = Default::default();
+    let (no_app, no_database, no_balancer, no_rollout, no_logs) = Default::default();
     let a: &RawApp = section(&raw.app, &no_app);
     let d: &RawDatabase = section(&raw.database, &no_database);
     let b: &RawBalancer = section(&raw.balancer, &no_balancer);
     let r: &RawRollout = section(&raw.rollout, &no_rollout);
+    let l: &RawLogs = section(&raw.logs, &no_logs);
 
     let name = cluster::name(&mut c, raw);
     let app = app::convert(&mut c, a);
@@ -43,6 +45,7 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
     let redis = redis::convert(&mut c, raw.redis.as_ref().map(|s| s.get_ref()));
     let balancer = balancer::convert(&mut c, b);
     let rollout = rollout::convert(&mut c, r);
+    let logs = logs::convert(&mut c, l);
     cross_checks(&mut c, (&app, a), (&balancer, b), &rollout);
 
     if c.diags.iter().any(|d| d.is_error()) || !raw.broken.is_empty() {
@@ -56,6 +59,7 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
         redis,
         balancer,
         rollout,
+        logs,
     };
     let mut warnings = c.diags;
     warnings.extend(check_budget(&spec, BudgetSpans::of(raw, a, d)).map_err(|e| vec![e])?);
@@ -434,6 +438,29 @@ mod tests {
         assert_eq!(
             r.diagnostics[0].hint.as_deref(),
             Some("did you mean `buffered`? (one of buffered, unbuffered, off)")
+        );
+    }
+
+    #[test]
+    fn logs_rotate_by_default_and_bounds_are_checked() {
+        let l = check("[cluster]\nname = \"x\"\n").unwrap();
+        assert_eq!((l.spec.logs.max_size_mb, l.spec.logs.max_files), (10, 3));
+        let l =
+            check("[cluster]\nname = \"x\"\n[logs]\nmax_size_mb = 50\nmax_files = 5\n").unwrap();
+        assert_eq!((l.spec.logs.max_size_mb, l.spec.logs.max_files), (50, 5));
+        let r = check("[cluster]\nname = \"x\"\n[logs]\nmax_size_mb = 0\n").unwrap_err();
+        assert_eq!(
+            r.diagnostics[0].message,
+            "`max_size_mb` = 0 is too small: it must be between 1 and 1024"
+        );
+        let r = check("[cluster]\nname = \"x\"\n[logs]\nmax_file = 3\n").unwrap_err();
+        assert!(
+            r.diagnostics[0]
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("max_files")),
+            "{:?}",
+            r.diagnostics[0]
         );
     }
 

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 
-use crate::model::{Health, Model, Unit};
+use crate::model::{Health, LogRotation, Model, Unit};
 use crate::names::{LABEL_CLUSTER, LABEL_FINGERPRINT, LABEL_NODE, LABEL_ROLE, LABEL_SPEC_HASH};
 use crate::secrets::Secrets;
 use crate::target::docker::engine::archive;
@@ -50,6 +50,19 @@ pub fn health(h: &Health) -> HealthConfig {
     }
 }
 
+/// The unit's log rotation as the engine takes it.
+pub fn log_config(logs: &LogRotation) -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some(LogRotation::DRIVER.to_string()),
+        config: Some(
+            logs.options()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        ),
+    }
+}
+
 /// The container to create for `unit`.
 pub fn container(model: &Model, unit: &Unit) -> ContainerCreateBody {
     let port = unit.publish.map(|p| format!("{}/tcp", p.container_port));
@@ -82,6 +95,7 @@ pub fn container(model: &Model, unit: &Unit) -> ContainerCreateBody {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
+            log_config: Some(log_config(&unit.logs)),
             ..Default::default()
         }),
         // On the cluster's network, where the container's name resolves (Docker's

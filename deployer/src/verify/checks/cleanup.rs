@@ -15,7 +15,7 @@ impl Verifier<'_> {
              j AS (DELETE FROM jobs WHERE args ? 'verify' \
                    OR (kind = 'welcome_email' AND args->>'user_id' IN (SELECT id::text FROM u)) RETURNING 1), \
              o AS (DELETE FROM outbox_emails WHERE user_id IN (SELECT id FROM u) RETURNING 1), \
-             f AS (DELETE FROM login_failures WHERE key LIKE 'verify-%@verify.invalid|%' RETURNING 1), \
+             f AS (DELETE FROM login_failures WHERE key LIKE 'login|verify-%@verify.invalid|%' RETURNING 1), \
              d AS (DELETE FROM users WHERE id IN (SELECT id FROM u) RETURNING 1) \
              SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM j), (SELECT count(*) FROM o), (SELECT count(*) FROM f)"
         );
