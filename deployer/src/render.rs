@@ -9,9 +9,9 @@ use serde::Serialize;
 use node_contract::Secret;
 
 use crate::config::Choice;
-use crate::config::ClusterSpec;
+use crate::config::{ClusterSpec, TargetKind};
 use crate::model::{self, Images, Model, Unit};
-use crate::names::{self, Role, Slot};
+use crate::names::{self, Names, Role, Slot};
 use crate::secrets;
 
 /// The templates compiled into the binary, used when no `templates/` directory
@@ -123,7 +123,35 @@ impl Templates {
     /// nginx.conf for the given upstream node host names (the applier renders
     /// intermediate configs during a rollout; `render_all` the final one).
     pub fn nginx(&self, spec: &ClusterSpec, nodes: &[String]) -> Result<String, RenderError> {
+        self.nginx_with(spec, nodes, false)
+    }
+
+    /// The balancer's config once converged. On a swarm the upstream is one
+    /// name, `tasks.<app service>`, which nginx resolves again every second
+    /// (`server … resolve`, nginx ≥ 1.27.3): tasks that move between hosts are
+    /// followed without a reload.
+    pub fn final_nginx(&self, spec: &ClusterSpec) -> Result<String, RenderError> {
+        match spec.target().kind() {
+            TargetKind::Docker => self.nginx(spec, &model::node_names(spec)),
+            TargetKind::Swarm => {
+                let tasks = format!("tasks.{}", Names::of(spec).app_service());
+                self.nginx_with(spec, &[tasks], true)
+            }
+        }
+    }
+
+    fn nginx_with(
+        &self,
+        spec: &ClusterSpec,
+        nodes: &[String],
+        resolve: bool,
+    ) -> Result<String, RenderError> {
         let b = &spec.balancer();
+        let tries = if resolve {
+            spec.app().nodes() as usize
+        } else {
+            nodes.len()
+        };
         self.render(
             "nginx.conf.j2",
             minijinja::context! {
@@ -139,7 +167,8 @@ impl Templates {
                 read_timeout => b.read_timeout().as_secs(),
                 worker_connections => b.worker_connections(),
                 access_log => b.access_log().as_str(),
-                next_upstream_tries => nodes.len().clamp(1, 3),
+                next_upstream_tries => tries.clamp(1, 3),
+                resolve => resolve,
             },
         )
     }
@@ -235,7 +264,7 @@ impl Templates {
         spec: &ClusterSpec,
         secrets_dir: &str,
     ) -> Result<Vec<Rendered>, RenderError> {
-        let nginx = self.nginx(spec, &model::node_names(spec))?;
+        let nginx = self.final_nginx(spec)?;
         let model = model::model(spec, &Images::refs(spec), nginx.clone());
         Ok(vec![
             Rendered {

@@ -216,6 +216,7 @@ fn deserialize_section(
         "redis" => raw.redis = de(value, span)?,
         "balancer" => raw.balancer = de(value, span)?,
         "rollout" => raw.rollout = de(value, span)?,
+        "swarm" => raw.swarm = de(value, span)?,
         _ => {}
     }
     Ok(())

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub redis: Option<Spanned<RawRedis>>,
     pub balancer: Option<Spanned<RawBalancer>>,
     pub rollout: Option<Spanned<RawRollout>>,
+    pub swarm: Option<Spanned<RawSwarm>>,
     /// Sections present in the file that could not be read (already reported).
     pub broken: std::collections::BTreeSet<String>,
 }
@@ -26,6 +27,17 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     pub name: Option<Spanned<String>>,
+    pub target: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwarm {
+    pub manager: Option<Spanned<String>>,
+    pub registry: Option<Spanned<String>>,
+    pub push_registry: Option<Spanned<String>>,
+    pub database_host: Option<Spanned<String>>,
+    pub balancer_host: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,7 +144,9 @@ pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
 }
 
 /// The sections `cluster.toml` knows, in the order the reference documents them.
-pub const SECTIONS: &[&str] = &["cluster", "app", "database", "redis", "balancer", "rollout"];
+pub const SECTIONS: &[&str] = &[
+    "cluster", "app", "database", "redis", "balancer", "rollout", "swarm",
+];
 
 pub fn section_fields(section: &str) -> &'static [&'static str] {
     match section {
@@ -142,6 +156,7 @@ pub fn section_fields(section: &str) -> &'static [&'static str] {
         "redis" => field_names::<RawRedis>(),
         "balancer" => field_names::<RawBalancer>(),
         "rollout" => field_names::<RawRollout>(),
+        "swarm" => field_names::<RawSwarm>(),
         _ => &[],
     }
 }
@@ -152,7 +167,7 @@ mod tests {
 
     #[test]
     fn field_names_come_from_serde() {
-        assert_eq!(field_names::<RawCluster>(), &["name"]);
+        assert_eq!(field_names::<RawCluster>(), &["name", "target"]);
         assert!(field_names::<RawApp>().contains(&"pool_size"));
         for s in SECTIONS {
             assert!(!section_fields(s).is_empty(), "{s}");

@@ -11,6 +11,7 @@ mod database;
 mod redis;
 mod rollout;
 mod suggest;
+mod target;
 
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
     let r: &RawRollout = section(&raw.rollout, &no_rollout);
 
     let name = cluster::name(&mut c, raw);
+    let target = target::convert(&mut c, raw, a, b);
     let app = app::convert(&mut c, a);
     let database = database::convert(&mut c, d);
     let redis = redis::convert(&mut c, raw.redis.as_ref().map(|s| s.get_ref()));
@@ -51,6 +53,7 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
     }
     let spec = ClusterSpec {
         name,
+        target,
         app,
         database,
         redis,
