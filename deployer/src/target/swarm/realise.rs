@@ -195,7 +195,9 @@ pub fn service(model: &Model, unit: &Unit, replicas: u32, cx: &Context) -> Servi
     let container = TaskSpecContainerSpec {
         image: Some(unit.image.clone()),
         labels: Some(labels(model, unit)),
-        command: (!unit.command.is_empty()).then(|| unit.command.clone()),
+        // `args` is the image's CMD (its entrypoint stays, as on the single
+        // engine); `command` would replace the entrypoint.
+        args: (!unit.command.is_empty()).then(|| unit.command.clone()),
         env: (!env.is_empty()).then_some(env),
         user: Some(format!("{}:{}", unit.user.0, unit.user.1)),
         mounts,
