@@ -178,10 +178,7 @@ pub async fn push(engine: &Engine, tag: &str, registry: &str) -> Result<String, 
         match item {
             Ok(info) => {
                 if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                    return Err(BuildError::Push {
-                        target,
-                        message: e,
-                    });
+                    return Err(BuildError::Push { target, message: e });
                 }
             }
             Err(e) => {

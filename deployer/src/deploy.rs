@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::apply::{self, ApplyError};
 use crate::config::{ClusterSpec, Loaded};
+use crate::config::{SwarmSpec, TargetSpec};
 use crate::events::Events;
 use crate::lock::{Lock, LockError};
 use crate::model::{self, Images, Model};
@@ -19,7 +20,6 @@ use crate::render::{self, Drift, RenderError, Rendered, Templates};
 use crate::secrets::{self, SecretError, Secrets};
 use crate::steps::Step;
 use crate::target::docker::engine::{Engine, EngineError};
-use crate::config::{SwarmSpec, TargetSpec};
 use crate::target::docker::DockerTarget;
 use crate::target::swarm::{self, SwarmError, SwarmTarget};
 use crate::target::{AnyTarget, Target, TargetError};
@@ -167,7 +167,12 @@ impl Deployment {
 
     fn target(&self, model: Model, secrets: Option<Secrets>) -> AnyTarget {
         let spec = self.loaded.spec.clone();
-        match SwarmTarget::new(self.engine.clone(), spec.clone(), model.clone(), secrets.clone()) {
+        match SwarmTarget::new(
+            self.engine.clone(),
+            spec.clone(),
+            model.clone(),
+            secrets.clone(),
+        ) {
             Some(t) => AnyTarget::Swarm(t),
             None => AnyTarget::Docker(DockerTarget::new(
                 self.engine.clone(),
@@ -373,7 +378,8 @@ impl Deployment {
 }
 
 /// The connections per `application_name`, as [`Deployment::connections`] reads them.
-const CONNECTIONS_SQL: &str = "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
+const CONNECTIONS_SQL: &str =
+    "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1";
 
 impl Deployment {
@@ -446,8 +452,8 @@ impl Generated {
 /// unless the reference already names a registry.
 pub fn swarm_ref(registry: &str, image: &str) -> String {
     let first = image.split('/').next().unwrap_or_default();
-    let has_registry = image.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_registry {
         image.to_string()
     } else {

@@ -147,11 +147,10 @@ impl Templates {
         resolve: bool,
     ) -> Result<String, RenderError> {
         let b = &spec.balancer();
-        let tries = if resolve {
-            spec.app().nodes() as usize
-        } else {
-            nodes.len()
-        };
+        // Resolved upstreams hold however many tasks DNS names: the config
+        // must not change with the node count (a changed config restarts the
+        // balancer on a swarm); nginx never tries more peers than there are.
+        let tries = if resolve { 3 } else { nodes.len() };
         self.render(
             "nginx.conf.j2",
             minijinja::context! {

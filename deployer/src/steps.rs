@@ -112,7 +112,10 @@ impl fmt::Display for Step {
                 service,
                 replicas,
                 why,
-            } => write!(f, "deploy service {service} × {replicas} ({why}), wait until it converged"),
+            } => write!(
+                f,
+                "deploy service {service} × {replicas} ({why}), wait until it converged"
+            ),
             Step::RemoveNetwork { name } => write!(f, "remove network {name}"),
             Step::RemoveVolume { name } => write!(f, "remove volume {name}"),
             Step::Guarded { steps, undo, why } => {

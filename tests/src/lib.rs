@@ -11,6 +11,9 @@ use deployer::events::Silent;
 use deployer::names::Names;
 use deployer::observed::Observed;
 use deployer::plan::{Goal, Plan};
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -87,7 +90,13 @@ pub fn free_port() -> u16 {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub name: String,
+    /// The balancer's port in cluster.toml.
     pub port: u16,
+    /// Where this machine reaches the balancer (`127.0.0.1:port`; on the lab,
+    /// the balancer host's port as the lab publishes it).
+    pub reach: String,
+    /// On the swarm lab: the `[swarm]` section.
+    pub swarm: Option<String>,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -109,6 +118,30 @@ impl Cluster {
             dir,
             name,
             port,
+            reach: format!("127.0.0.1:{port}"),
+            swarm: None,
+            rt: runtime(),
+        };
+        c.write(|t| t);
+        c
+    }
+
+    /// A cluster on the swarm lab, its balancer published on the lab's
+    /// balancer host at `port` (4000–4009: the ports the lab forwards).
+    pub fn on_swarm(tag: &str, port: u16) -> Cluster {
+        let lab = Lab::get();
+        let host = lab.var("SWARM_LAB_BALANCER_HOST");
+        let c = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            name: format!("e2e-{tag}-{}", std::process::id() % 100_000),
+            port,
+            reach: lab.reach(&host, port),
+            swarm: Some(format!(
+                "\n[swarm]\nmanager = \"{}\"\nregistry = \"{}\"\ndatabase_host = \"{}\"\nbalancer_host = \"{host}\"\n",
+                lab.var("DOCKER_HOST"),
+                lab.var("SWARM_LAB_REGISTRY"),
+                lab.var("SWARM_LAB_MANAGER"),
+            )),
             rt: runtime(),
         };
         c.write(|t| t);
@@ -130,6 +163,24 @@ impl Cluster {
                 &format!("port = {}                 # published", self.port),
             )
             .replace("drain_seconds = 2", "drain_seconds = 1");
+        let toml = match &self.swarm {
+            // The same example, on the swarm: its section, no host address to
+            // bind (host mode publishes on the balancer's host), and a balancer
+            // that re-resolves the tasks.
+            Some(section) => {
+                toml.replace(
+                    &format!("name = \"{}\"", self.name),
+                    &format!("name = \"{}\"\ntarget = \"swarm\"", self.name),
+                )
+                .lines()
+                .filter(|l| !l.starts_with("bind = "))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .replace("image = \"nginx:1.22\"", "image = \"nginx:1.30\"")
+                    + section
+            }
+            None => toml,
+        };
         std::fs::write(self.file(), edit(toml)).unwrap();
     }
 
@@ -176,12 +227,32 @@ impl Cluster {
             .block_on(async { Ok(self.deployment().await?.prepare(Goal::Converge).await?.plan) })
     }
 
+    /// What the cluster's target holds now (without reading the file: a
+    /// broken file must not hide what runs).
     pub fn observe(&self) -> Observed {
         self.rt.block_on(async {
+            let names = Names::for_cluster(&self.name);
+            if self.swarm.is_some() {
+                let lab = Lab::get();
+                let engine = deployer::target::docker::engine::Engine::connect_to(Some(
+                    &lab.var("DOCKER_HOST"),
+                ))
+                .await
+                .unwrap();
+                let spec = deployer::config::load(&self.file())
+                    .expect("a valid swarm file")
+                    .spec;
+                return deployer::target::swarm::observe::observe(
+                    &engine,
+                    &names,
+                    spec.target().swarm().unwrap(),
+                )
+                .await
+                .unwrap();
+            }
             let engine = deployer::target::docker::engine::Engine::connect()
                 .await
                 .unwrap();
-            let names = Names::for_cluster(&self.name);
             deployer::target::docker::observe::observe(&engine, &names)
                 .await
                 .unwrap()
@@ -198,7 +269,7 @@ impl Cluster {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.reach)
     }
 
     /// A client without connection reuse: each request is a new connection.
@@ -285,5 +356,201 @@ impl Drop for HandMade {
         let _ = std::process::Command::new("docker")
             .args([self.kind, "rm", &self.name])
             .output();
+    }
+}
+
+/// GET /api/health through the balancer `n` times; the node names seen.
+pub fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
+    c.rt.block_on(async {
+        let client = c.client();
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let r = client.get(c.url("/api/health")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            seen.push(v["node"].as_str().unwrap().to_string());
+        }
+        seen
+    })
+}
+
+/// A bounded client loop in the background: GET /api/health until stopped (at
+/// most 60 s), counting successes and failures (errors or non-200s).
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(c: &Cluster, concurrency: usize) -> Load {
+        Load::start_with(c, concurrency, false)
+    }
+
+    /// With `keep_alive`, each worker reuses its connections, as browsers and
+    /// load balancers do.
+    pub fn start_with(c: &Cluster, concurrency: usize, keep_alive: bool) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let url = c.url("/api/health");
+        let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+        let handle = std::thread::spawn(move || {
+            let rt = runtime();
+            rt.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(if keep_alive { 64 } else { 0 })
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                let workers = (0..concurrency).map(|_| {
+                    let (client, url, s, o, f, e) = (
+                        client.clone(),
+                        url.clone(),
+                        s.clone(),
+                        o.clone(),
+                        f.clone(),
+                        e.clone(),
+                    );
+                    async move {
+                        while !s.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                            match client.get(&url).send().await {
+                                Ok(r) if r.status() == 200 => {
+                                    o.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Ok(r) => {
+                                    f.fetch_add(1, Ordering::Relaxed);
+                                    e.lock().unwrap().push(format!("status {}", r.status()));
+                                }
+                                Err(err) => {
+                                    f.fetch_add(1, Ordering::Relaxed);
+                                    e.lock().unwrap().push(err.to_string());
+                                }
+                            }
+                        }
+                    }
+                });
+                futures_util::future::join_all(workers).await;
+            });
+        });
+        Load {
+            stop,
+            ok,
+            failed,
+            errors,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the loop; (succeeded, failed, first errors).
+    pub fn finish(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap();
+        let errors = self
+            .errors
+            .lock()
+            .unwrap()
+            .iter()
+            .take(5)
+            .cloned()
+            .collect();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+/// The multi-host lab (`scripts/swarm-lab`): its variables, read once from
+/// `scripts/swarm-lab env`. Fails (never skips) when no lab runs: `scripts/test`
+/// brings it up.
+pub struct Lab {
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl Lab {
+    pub fn get() -> &'static Lab {
+        static LAB: OnceLock<Lab> = OnceLock::new();
+        LAB.get_or_init(|| {
+            require_docker();
+            let out = std::process::Command::new(repo().join("scripts/swarm-lab"))
+                .arg("env")
+                .output()
+                .expect("scripts/swarm-lab runs");
+            assert!(
+                out.status.success(),
+                "no swarm lab answers (`scripts/swarm-lab env`: {}): run `scripts/swarm-lab up` (scripts/test does)",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            let vars = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+                .collect();
+            let lab = Lab { vars };
+            lab.push_app_image();
+            lab
+        })
+    }
+
+    pub fn var(&self, key: &str) -> String {
+        self.vars
+            .get(key)
+            .unwrap_or_else(|| panic!("`scripts/swarm-lab env` has no {key}"))
+            .clone()
+    }
+
+    /// Where this machine reaches `host`'s `port`
+    /// (`SWARM_LAB_PORTS`: `host1:4000-4009=127.0.0.1:14000-14009 …`).
+    pub fn reach(&self, host: &str, port: u16) -> String {
+        for m in self.var("SWARM_LAB_PORTS").split_whitespace() {
+            let Some((inside, outside)) = m.split_once('=') else {
+                continue;
+            };
+            let Some((h, range)) = inside.split_once(':') else {
+                continue;
+            };
+            let first = |r: &str| r.split('-').next().and_then(|p| p.parse::<u16>().ok());
+            let (Some(lo), Some((ip, out))) = (first(range), outside.rsplit_once(':')) else {
+                continue;
+            };
+            if h == host && port >= lo && port < lo + 10 {
+                return format!("{ip}:{}", first(out).unwrap() + (port - lo));
+            }
+        }
+        panic!("the lab publishes no port {port} of {host}");
+    }
+
+    /// The app image in the lab's registry, pushed by the deployer's own push
+    /// (what `deployer build` does for a swarm).
+    fn push_app_image(&self) {
+        ensure_images();
+        let registry = self.var("SWARM_LAB_REGISTRY");
+        runtime().block_on(async {
+            let engine = deployer::target::docker::engine::Engine::connect()
+                .await
+                .unwrap();
+            deployer::build::push(&engine, "deployer-app:latest", &registry)
+                .await
+                .expect("pushing the app image to the lab's registry");
+        });
+    }
+
+    /// `scripts/swarm-lab kill|start HOST`.
+    pub fn host(&self, action: &str, host: &str) {
+        let out = std::process::Command::new(repo().join("scripts/swarm-lab"))
+            .args([action, host])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "swarm-lab {action} {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

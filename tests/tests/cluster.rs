@@ -3,115 +3,12 @@
 //! that have the cluster's names but are not the deployer's.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use deployer::deploy::DeployError;
 use deployer::plan::{Change, PlanError};
-use e2e::{serial, wait_for, Cluster, HandMade};
+use e2e::{nodes_seen, serial, wait_for, Cluster, HandMade, Load};
 use serde_json::{json, Value};
-
-/// GET /api/health through the balancer `n` times; the node names seen.
-fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
-    c.rt.block_on(async {
-        let client = c.client();
-        let mut seen = Vec::new();
-        for _ in 0..n {
-            let r = client.get(c.url("/api/health")).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            let v: Value = r.json().await.unwrap();
-            seen.push(v["node"].as_str().unwrap().to_string());
-        }
-        seen
-    })
-}
-
-/// A bounded client loop in the background: GET /api/health until stopped (at
-/// most 60 s), counting successes and failures (errors or non-200s).
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    errors: Arc<std::sync::Mutex<Vec<String>>>,
-    handle: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(c: &Cluster, concurrency: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let url = c.url("/api/health");
-        let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
-        let handle = std::thread::spawn(move || {
-            let rt = e2e::runtime();
-            rt.block_on(async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(0)
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
-                let deadline = std::time::Instant::now() + Duration::from_secs(60);
-                let workers = (0..concurrency).map(|_| {
-                    let (client, url, s, o, f, e) = (
-                        client.clone(),
-                        url.clone(),
-                        s.clone(),
-                        o.clone(),
-                        f.clone(),
-                        e.clone(),
-                    );
-                    async move {
-                        while !s.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                            match client.get(&url).send().await {
-                                Ok(r) if r.status() == 200 => {
-                                    o.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Ok(r) => {
-                                    f.fetch_add(1, Ordering::Relaxed);
-                                    e.lock().unwrap().push(format!("status {}", r.status()));
-                                }
-                                Err(err) => {
-                                    f.fetch_add(1, Ordering::Relaxed);
-                                    e.lock().unwrap().push(err.to_string());
-                                }
-                            }
-                        }
-                    }
-                });
-                futures_util::future::join_all(workers).await;
-            });
-        });
-        Load {
-            stop,
-            ok,
-            failed,
-            errors,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops the loop; (succeeded, failed, first errors).
-    fn finish(mut self) -> (usize, usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap();
-        let errors = self
-            .errors
-            .lock()
-            .unwrap()
-            .iter()
-            .take(5)
-            .cloned()
-            .collect();
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            errors,
-        )
-    }
-}
 
 #[test]
 fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {

@@ -101,8 +101,10 @@ pub async fn apply(file: &Path, args: &ApplyArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Failed);
     }
-    let b = &d.spec().balancer();
-    println!("The balancer answers on http://{}:{}/", b.bind(), b.port());
+    println!(
+        "The balancer answers on http://{}/",
+        d.spec().balancer_address()
+    );
     Ok(Outcome::Ok)
 }
 
@@ -295,7 +297,8 @@ pub async fn build(file: &Path) -> anyhow::Result<Outcome> {
             swarm.push_registry(),
             swarm.registry()
         ));
-        let pushed = crate::build::push(&engine, &built.tag, swarm.push_registry().as_str()).await?;
+        let pushed =
+            crate::build::push(&engine, &built.tag, swarm.push_registry().as_str()).await?;
         progress.line(format!("{pushed}: pushed"));
     }
     Ok(Outcome::Ok)

@@ -247,10 +247,15 @@ pub struct EngineAddress(String);
 impl EngineAddress {
     pub fn parse(s: &str) -> Result<Self, String> {
         let Some((scheme, rest)) = s.split_once("://") else {
-            return Err("it has no scheme; write `tcp://host:2376` or `unix:///var/run/docker.sock`".into());
+            return Err(
+                "it has no scheme; write `tcp://host:2376` or `unix:///var/run/docker.sock`".into(),
+            );
         };
         if !["unix", "tcp", "http", "https"].contains(&scheme) {
-            return Err(format!("the scheme `{}` is not one of unix, tcp, http, https", scheme.escape_debug()));
+            return Err(format!(
+                "the scheme `{}` is not one of unix, tcp, http, https",
+                scheme.escape_debug()
+            ));
         }
         if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("the address after the scheme is empty or holds spaces".into());
@@ -452,6 +457,15 @@ impl ClusterSpec {
 
     pub fn target(&self) -> &TargetSpec {
         &self.target
+    }
+
+    /// Where the balancer answers: `bind:port` on one engine, the balancer's
+    /// host on a swarm (host-mode publishing binds every address there).
+    pub fn balancer_address(&self) -> String {
+        match &self.target {
+            TargetSpec::Docker => format!("{}:{}", self.balancer.bind, self.balancer.port),
+            TargetSpec::Swarm(s) => format!("{}:{}", s.balancer_host, self.balancer.port),
+        }
     }
 
     pub fn app(&self) -> &AppSpec {

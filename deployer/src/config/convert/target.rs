@@ -13,7 +13,10 @@ use crate::config::spec::{EngineAddress, HostName, SwarmSpec, TargetKind, Target
 const SWARM_EXAMPLE: &str = "[swarm]\n    manager = \"tcp://10.0.0.1:2375\"   # or DOCKER_HOST\n    registry = \"registry.example.com:5000\"\n    database_host = \"db1\"\n    balancer_host = \"web1\"";
 
 pub(super) fn convert(c: &mut Checker, raw: &RawConfig, a: &RawApp, b: &RawBalancer) -> TargetSpec {
-    let target = raw.cluster.as_ref().and_then(|s| s.get_ref().target.as_ref());
+    let target = raw
+        .cluster
+        .as_ref()
+        .and_then(|s| s.get_ref().target.as_ref());
     let kind = c.choice(&target.cloned(), "target", TargetKind::Docker);
     let swarm = raw.swarm.as_ref();
     match kind {
@@ -24,7 +27,9 @@ pub(super) fn convert(c: &mut Checker, raw: &RawConfig, a: &RawApp, b: &RawBalan
                         "[swarm] applies only to a cluster with `target = \"swarm\"`",
                         span(s),
                     )
-                    .with_hint("set `target = \"swarm\"` in [cluster], or remove the [swarm] section"),
+                    .with_hint(
+                        "set `target = \"swarm\"` in [cluster], or remove the [swarm] section",
+                    ),
                 );
             }
             TargetSpec::Docker
@@ -212,7 +217,8 @@ mod tests {
             errors("[cluster]\nname = \"x\"\ntarget = \"swarm\"\n"),
             ["3:10 `target = \"swarm\"` needs a [swarm] section"]
         );
-        let e = errors("[cluster]\nname = \"x\"\ntarget = \"swarm\"\n[swarm]\nregistry = \"r:5000\"\n");
+        let e =
+            errors("[cluster]\nname = \"x\"\ntarget = \"swarm\"\n[swarm]\nregistry = \"r:5000\"\n");
         assert_eq!(
             e,
             [

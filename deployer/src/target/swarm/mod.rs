@@ -152,9 +152,13 @@ impl SwarmTarget {
     /// The unit a service stands for: the first node for the app service.
     fn unit(&self, service: &str) -> Result<&Unit> {
         if service == self.model.names.app_service() {
-            return self.model.nodes().next().ok_or_else(|| SwarmError::UnknownUnit {
-                name: service.into(),
-            });
+            return self
+                .model
+                .nodes()
+                .next()
+                .ok_or_else(|| SwarmError::UnknownUnit {
+                    name: service.into(),
+                });
         }
         self.model
             .get(service)
@@ -176,7 +180,11 @@ impl SwarmTarget {
         let d = &self.engine.docker;
         let filters = self.cluster_filter();
         let have: HashMap<String, String> = d
-            .list_secrets(Some(q::ListSecretsOptionsBuilder::default().filters(&filters).build()))
+            .list_secrets(Some(
+                q::ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .map_err(api("listing secrets"))?
             .into_iter()
@@ -185,8 +193,8 @@ impl SwarmTarget {
         for (_, o) in &mut secrets {
             o.id = match have.get(&o.name) {
                 Some(id) => id.clone(),
-                None => d
-                    .create_secret(SecretSpec {
+                None => {
+                    d.create_secret(SecretSpec {
                         name: Some(o.name.clone()),
                         labels: Some(o.labels.clone()),
                         data: Some(o.data.clone()),
@@ -194,11 +202,16 @@ impl SwarmTarget {
                     })
                     .await
                     .map_err(api(format!("creating secret {}", o.name)))?
-                    .id,
+                    .id
+                }
             };
         }
         let have: HashMap<String, String> = d
-            .list_configs(Some(q::ListConfigsOptionsBuilder::default().filters(&filters).build()))
+            .list_configs(Some(
+                q::ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .map_err(api("listing configs"))?
             .into_iter()
@@ -207,8 +220,8 @@ impl SwarmTarget {
         if !self.model.nginx_conf.is_empty() {
             nginx.id = match have.get(&nginx.name) {
                 Some(id) => id.clone(),
-                None => d
-                    .create_config(ConfigSpec {
+                None => {
+                    d.create_config(ConfigSpec {
                         name: Some(nginx.name.clone()),
                         labels: Some(nginx.labels.clone()),
                         data: Some(nginx.data.clone()),
@@ -216,7 +229,8 @@ impl SwarmTarget {
                     })
                     .await
                     .map_err(api(format!("creating config {}", nginx.name)))?
-                    .id,
+                    .id
+                }
             };
         }
         Ok((secrets, nginx))
@@ -350,7 +364,11 @@ impl SwarmTarget {
         filters.insert("service".to_string(), vec![service.to_string()]);
         self.engine
             .docker
-            .list_tasks(Some(q::ListTasksOptionsBuilder::default().filters(&filters).build()))
+            .list_tasks(Some(
+                q::ListTasksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .map_err(api(format!("listing the tasks of {service}")))
     }
@@ -448,7 +466,10 @@ impl SwarmTarget {
                 db.name()
             ),
         ];
-        unit.env = vec![("SQL".into(), sql.into()), ("PGAPPNAME".into(), "deployer".into())];
+        unit.env = vec![
+            ("SQL".into(), sql.into()),
+            ("PGAPPNAME".into(), "deployer".into()),
+        ];
         let name = format!("{}-sql", self.model.names.cluster());
         let out = self.run_job(&unit, &name).await?;
         Ok(out
@@ -459,7 +480,9 @@ impl SwarmTarget {
     }
 
     async fn check_budget(&self, events: &dyn Events) -> Result<()> {
-        let rows = self.sql(&live_budget::sql(self.model.names.cluster())).await?;
+        let rows = self
+            .sql(&live_budget::sql(self.model.names.cluster()))
+            .await?;
         let fit = live_budget::judge(&rows, self.spec.budget().peak)?;
         events.event(Event::Note(&fit.to_string()));
         Ok(())
@@ -478,7 +501,11 @@ impl SwarmTarget {
         let start = Instant::now();
         let timeout = Duration::from_secs(60);
         loop {
-            match self.engine.network(name, self.model.names.cluster()).await? {
+            match self
+                .engine
+                .network(name, self.model.names.cluster())
+                .await?
+            {
                 crate::target::docker::engine::Presence::Owned(n) => {
                     match self.engine.remove_network(n).await {
                         Ok(()) => break,
@@ -498,14 +525,22 @@ impl SwarmTarget {
         }
         let filters = self.cluster_filter();
         let secrets = d
-            .list_secrets(Some(q::ListSecretsOptionsBuilder::default().filters(&filters).build()))
+            .list_secrets(Some(
+                q::ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .map_err(api("listing secrets"))?;
         for s in secrets.into_iter().filter_map(|s| s.id) {
             let _ = d.delete_secret(&s).await;
         }
         let configs = d
-            .list_configs(Some(q::ListConfigsOptionsBuilder::default().filters(&filters).build()))
+            .list_configs(Some(
+                q::ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .map_err(api("listing configs"))?;
         for c in configs.into_iter().filter_map(|c| c.id) {
@@ -636,7 +671,9 @@ impl Target for SwarmTarget {
 
 /// What the base64 data of a config object says.
 pub fn decode(data: &str) -> Option<String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
     String::from_utf8(bytes).ok()
 }
 
@@ -659,7 +696,11 @@ pub async fn task_rows(engine: &Engine, names: &crate::names::Names) -> Result<V
         vec![format!("{LABEL_CLUSTER}={}", names.cluster())],
     )]);
     let services = d
-        .list_services(Some(q::ListServicesOptionsBuilder::default().filters(&filters).build()))
+        .list_services(Some(
+            q::ListServicesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
         .await
         .map_err(api("listing services"))?;
     let hosts: HashMap<String, String> = d
@@ -679,7 +720,11 @@ pub async fn task_rows(engine: &Engine, names: &crate::names::Names) -> Result<V
             ("desired-state".to_string(), vec!["running".to_string()]),
         ]);
         let tasks = d
-            .list_tasks(Some(q::ListTasksOptionsBuilder::default().filters(&filters).build()))
+            .list_tasks(Some(
+                q::ListTasksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
             .map_err(api(format!("listing the tasks of {service}")))?;
         for t in tasks {

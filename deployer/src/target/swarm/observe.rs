@@ -118,7 +118,11 @@ pub async fn observe(engine: &Engine, names: &Names, swarm: &SwarmSpec) -> Resul
     // The volume lives on the database's host: seen directly when that is the
     // manager this deployer talks to, otherwise known through the PostgreSQL
     // service that mounts (and so creates) it.
-    let here = d.info().await.map_err(api("reading the engine's info"))?.name;
+    let here = d
+        .info()
+        .await
+        .map_err(api("reading the engine's info"))?
+        .name;
     let volume = if here.as_deref() == Some(swarm.database_host().as_str()) {
         presence(&engine.volume(&names.volume(), names.cluster()).await?)
     } else if units.iter().any(|u| u.role == Role::Postgres) {

@@ -126,7 +126,9 @@ pub fn schedule(plan: &Plan, model: &Model) -> Vec<Step> {
     }
     for c in &plan.changes {
         match c {
-            Change::RemoveNetwork { name } => steps.push(Step::RemoveNetwork { name: name.clone() }),
+            Change::RemoveNetwork { name } => {
+                steps.push(Step::RemoveNetwork { name: name.clone() })
+            }
             Change::RemoveVolume { name } => steps.push(Step::RemoveVolume { name: name.clone() }),
             _ => {}
         }
@@ -156,9 +158,9 @@ fn app_why(changes: &[&Change], nodes: u32) -> String {
     let mut reasons: Vec<String> = changes
         .iter()
         .filter_map(|c| match c {
-            Change::Roll { reason, .. } | Change::Replace { reason, .. } | Change::Start { reason, .. } => {
-                Some(reason.clone())
-            }
+            Change::Roll { reason, .. }
+            | Change::Replace { reason, .. }
+            | Change::Start { reason, .. } => Some(reason.clone()),
             _ => None,
         })
         .collect();
@@ -259,7 +261,10 @@ mod tests {
         let nothing = Model::empty(d.names.clone());
         let goal = Goal::Destroy { volumes: true };
         assert_eq!(
-            lines(&schedule(&plan(&nothing, &converged(&d), goal).unwrap(), &nothing)),
+            lines(&schedule(
+                &plan(&nothing, &converged(&d), goal).unwrap(),
+                &nothing
+            )),
             [
                 "remove t-lb, t-app, t-redis, t-postgres",
                 "remove network t-net",
