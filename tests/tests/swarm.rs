@@ -169,3 +169,100 @@ fn an_over_budget_file_is_refused_on_a_swarm_with_nothing_changed() {
     assert!(err.contains("the connection budget does not fit"), "{err}");
     assert!(labelled(&c).is_empty());
 }
+
+#[test]
+fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connections() {
+    let _serial = serial();
+    let lab = Lab::get();
+    let c = Cluster::on_swarm("swarmkill", 4004);
+    c.apply().unwrap();
+    // A host other than the manager (it carries the API and the balancer) with a task.
+    let manager_host = lab.var("SWARM_LAB_MANAGER");
+    let victim = app_tasks(&c)
+        .into_iter()
+        .map(|(_, h)| h)
+        .find(|h| *h != manager_host)
+        .expect("a task on a worker");
+
+    let load = Load::start_with(&c, 4, true);
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = std::time::Instant::now();
+    lab.host("kill", &victim);
+    let restore = Restart(victim.clone());
+
+    // Swarm notices the host is gone and runs its tasks elsewhere.
+    wait_for(
+        "every app task running again on the remaining hosts",
+        Duration::from_secs(120),
+        || {
+            let tasks =
+                c.rt.block_on(async { c.deployment().await.ok()?.tasks().await.ok() })?;
+            let app: Vec<_> = tasks
+                .iter()
+                .filter(|t| t.service == format!("{}-app", c.name))
+                .collect();
+            (app.len() == 3 && app.iter().all(|t| t.state == "running" && t.host != victim))
+                .then_some(())
+        },
+    );
+    let full_strength = killed.elapsed();
+
+    // PostgreSQL lets go of the dead host's connections (TCP keepalives), so
+    // the live budget check of the next apply passes.
+    let held = || {
+        c.rt.block_on(async {
+            let d = c.deployment().await.unwrap();
+            let observed = d.observe().await.unwrap();
+            d.connections(&observed).await.unwrap()
+        })
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(&format!("{}-app-", c.name)))
+        .map(|(_, n)| n)
+        .sum::<u32>()
+    };
+    let per_node = 10 + 1;
+    wait_for(
+        "the dead host's connections to leave PostgreSQL",
+        Duration::from_secs(90),
+        || (held() <= 3 * per_node).then_some(()),
+    );
+    let freed = killed.elapsed();
+    let (ok, failed, errors) = load.finish();
+    eprintln!(
+        "host {victim} killed: {failed} failed of {} requests, full strength after {:.1}s, its connections gone after {:.1}s; first errors: {errors:?}",
+        ok + failed,
+        full_strength.as_secs_f64(),
+        freed.as_secs_f64()
+    );
+    assert!(
+        ok > 100,
+        "the cluster kept serving: {ok} ok, {failed} failed"
+    );
+    c.write(|t| t.replace("RUST_LOG = \"info\"", "RUST_LOG = \"info,app=debug\""));
+    c.apply()
+        .expect("the budget check passes once the dead host's connections left");
+    let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    drop(restore);
+}
+
+/// Starts a killed lab host again when dropped (even when the test fails), so
+/// the lab is whole for the next test.
+struct Restart(String);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        Lab::get().host("start", &self.0);
+        let host = self.0.clone();
+        wait_for(
+            "the host back in the swarm",
+            Duration::from_secs(60),
+            || {
+                manager(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
+                    .lines()
+                    .any(|l| l == format!("{host} Ready"))
+                    .then_some(())
+            },
+        );
+    }
+}

@@ -30,10 +30,11 @@ pub fn schedule(plan: &Plan, model: &Model) -> Vec<Step> {
             steps.push(Step::CreateNetwork { name: name.clone() });
         }
     }
-    let deploy = |role: Role, steps: &mut Vec<Step>| {
+    // A service unit (not a node) deployed when the plan changes it.
+    let deploy = |unit: &str, steps: &mut Vec<Step>| {
         for c in &plan.changes {
-            if let Some((r, name, why)) = why(c) {
-                if r == role {
+            if let Some((_, name, why)) = why(c) {
+                if name == unit {
                     steps.push(Step::Deploy {
                         service: name,
                         replicas: 1,
@@ -43,8 +44,12 @@ pub fn schedule(plan: &Plan, model: &Model) -> Vec<Step> {
             }
         }
     };
-    deploy(Role::Postgres, &mut steps);
-    deploy(Role::Redis, &mut steps);
+    // The services the nodes depend on, in the model's dependency order.
+    for u in &model.units {
+        if !matches!(u.role(), Role::App | Role::Balancer) {
+            deploy(&u.name, &mut steps);
+        }
+    }
 
     // A one-off migration left by an interrupted run goes before a new one.
     let leftovers: Vec<String> = plan
@@ -88,7 +93,9 @@ pub fn schedule(plan: &Plan, model: &Model) -> Vec<Step> {
         });
     }
 
-    deploy(Role::Balancer, &mut steps);
+    for u in model.units.iter().filter(|u| u.role() == Role::Balancer) {
+        deploy(&u.name, &mut steps);
+    }
 
     // Services the model no longer has (Redis turned off, destroy, a labelled
     // service under a name the deployer never gives); app nodes scaled away are
@@ -110,16 +117,15 @@ pub fn schedule(plan: &Plan, model: &Model) -> Vec<Step> {
             }
         }
     }
-    // The balancer first, PostgreSQL last: nothing is left sending to a gone service.
+    // In reverse dependency order (the balancer first, PostgreSQL last):
+    // nothing is left sending to a gone service.
     gone.sort_by_key(|s| {
-        let order = [Role::Balancer, Role::App, Role::Redis, Role::Postgres];
         let role = model
             .names
             .parse(s)
             .map(|slot| slot.role())
             .or((*s == app).then_some(Role::App));
-        role.and_then(|r| order.iter().position(|o| *o == r))
-            .unwrap_or(0)
+        std::cmp::Reverse(role)
     });
     if !gone.is_empty() {
         steps.push(Step::Remove { names: gone });
