@@ -356,24 +356,30 @@ impl Deployment {
             .get(&self.names.postgres())
             .filter(|c| c.running)
             .ok_or(ConnectionsError::NotRunning)?;
+        Ok(self
+            .sql(CONNECTIONS_SQL)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.trim().parse().ok()?)))
+            .collect())
+    }
+
+    /// Rows of one SQL statement in the cluster's database, read inside the
+    /// cluster (the database is never published): psql in the PostgreSQL
+    /// container on one engine, in a one-off task on a swarm.
+    pub async fn sql(&self, sql: &str) -> std::result::Result<Vec<Vec<String>>, ConnectionsError> {
         let password = std::fs::read_to_string(secrets::dir_for(&self.file).join("db_password"))
             .map_err(ConnectionsError::Password)?;
         if self.loaded.spec.target().swarm().is_some() {
             return self
-                .swarm_connections()
+                .swarm_sql(sql)
                 .await
                 .map_err(|e| ConnectionsError::Swarm(Box::new(e)));
         }
-        let sql = CONNECTIONS_SQL;
-        let rows =
-            crate::target::docker::engine::Psql::new(&self.engine, &self.loaded.spec, &password)
-                .query(sql)
-                .await
-                .map_err(ConnectionsError::Query)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.trim().parse().ok()?)))
-            .collect())
+        crate::target::docker::engine::Psql::new(&self.engine, &self.loaded.spec, &password)
+            .query(sql)
+            .await
+            .map_err(ConnectionsError::Query)
     }
 }
 
@@ -384,7 +390,7 @@ const CONNECTIONS_SQL: &str =
 
 impl Deployment {
     /// On a swarm, psql runs in a one-off task on the cluster's network.
-    async fn swarm_connections(&self) -> Result<Vec<(String, u32)>> {
+    async fn swarm_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
         let secrets = self.secrets()?;
         let target = SwarmTarget::new(
             self.engine.clone(),
@@ -393,11 +399,7 @@ impl Deployment {
             Some(secrets),
         )
         .expect("a swarm spec");
-        let rows = target.sql(CONNECTIONS_SQL).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.trim().parse().ok()?)))
-            .collect())
+        Ok(target.sql(sql).await?)
     }
 
     /// Each task of the cluster on a swarm: its service, slot, host, state.
