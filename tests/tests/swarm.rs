@@ -285,3 +285,37 @@ impl Drop for Restart {
         );
     }
 }
+
+#[test]
+fn the_swarm_balancer_config_passes_nginx_t_in_the_balancer_image() {
+    e2e::require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &file,
+        "[cluster]\nname = \"t\"\ntarget = \"swarm\"\n[balancer]\nimage = \"nginx:1.30\"\n\
+         [swarm]\nregistry = \"r:5000\"\ndatabase_host = \"h1\"\nbalancer_host = \"h1\"\n",
+    )
+    .unwrap();
+    let spec = deployer::config::load(&file).unwrap().spec;
+    let conf = deployer::render::Templates::load(None)
+        .unwrap()
+        .final_nginx(&spec)
+        .unwrap();
+    assert!(conf.contains("server tasks.t-app:4000"), "{conf}");
+    assert!(conf.contains(" resolve;"), "{conf}");
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, &conf).unwrap();
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--user", "101:101", "-v"])
+        .arg(format!("{}:/etc/nginx/nginx.conf:ro", path.display()))
+        .args([spec.balancer().image().as_str(), "nginx", "-t"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nginx -t in {}: {}\n{conf}",
+        spec.balancer().image(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
