@@ -27,6 +27,8 @@ pub enum BuildError {
     Build { message: String },
     #[error("the image build failed")]
     Engine(#[source] bollard::errors::Error),
+    #[error("pushing the image to {target} failed: {message}")]
+    Push { target: String, message: String },
     #[error("tagging the image as {tag}")]
     Tag {
         tag: String,
@@ -146,4 +148,46 @@ pub async fn image(
         id,
         reused,
     })
+}
+
+/// Tags the built image `tag` as `<registry>/<tag>` and pushes it there (a
+/// swarm's hosts pull it from that registry). Returns the pushed reference.
+pub async fn push(engine: &Engine, tag: &str, registry: &str) -> Result<String, BuildError> {
+    let target = crate::deploy::swarm_ref(registry, tag);
+    let (repo, t) = match target.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((r, t)) => (r.to_string(), t.to_string()),
+        None => (target.clone(), "latest".to_string()),
+    };
+    let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(&repo)
+        .tag(&t)
+        .build();
+    engine
+        .docker
+        .tag_image(tag, Some(opts))
+        .await
+        .map_err(|source| BuildError::Tag {
+            tag: target.clone(),
+            source,
+        })?;
+    let opts = bollard::query_parameters::PushImageOptionsBuilder::default()
+        .tag(&t)
+        .build();
+    let mut stream = engine.docker.push_image(&repo, Some(opts), None);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    return Err(BuildError::Push { target, message: e });
+                }
+            }
+            Err(e) => {
+                return Err(BuildError::Push {
+                    target,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(target)
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::apply::{self, ApplyError};
 use crate::config::{ClusterSpec, Loaded};
+use crate::config::{SwarmSpec, TargetSpec};
 use crate::events::Events;
 use crate::lock::{Lock, LockError};
 use crate::model::{self, Images, Model};
@@ -19,8 +20,9 @@ use crate::render::{self, Drift, RenderError, Rendered, Templates};
 use crate::secrets::{self, SecretError, Secrets};
 use crate::steps::Step;
 use crate::target::docker::engine::{Engine, EngineError};
-use crate::target::docker::{DockerError, DockerTarget};
-use crate::target::Target;
+use crate::target::docker::DockerTarget;
+use crate::target::swarm::{self, SwarmError, SwarmTarget};
+use crate::target::{AnyTarget, Target, TargetError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -37,7 +39,16 @@ pub enum DeployError {
         app_image: String,
     },
     #[error("observing the cluster")]
-    Observe(#[source] DockerError),
+    Observe(#[source] TargetError),
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
+    #[error("the app image {image} is not in the registry {registry}, or the swarm's manager cannot reach it\nhint: build and push it with `deployer build`")]
+    NotInRegistry {
+        image: String,
+        registry: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error("preparing secrets")]
@@ -117,12 +128,16 @@ impl Deployment {
     /// Connects to the target for the already loaded `file`.
     pub async fn open(file: &Path, loaded: Loaded) -> Result<Deployment> {
         let templates = Templates::load(Some(&base_dir(file).join("templates")))?;
+        let engine = match loaded.spec.target() {
+            TargetSpec::Docker => Engine::connect().await?,
+            TargetSpec::Swarm(s) => swarm::connect(s).await?,
+        };
         Ok(Deployment {
             file: file.to_path_buf(),
             names: Names::of(&loaded.spec),
             loaded,
             templates,
-            engine: Engine::connect().await?,
+            engine,
         })
     }
 
@@ -176,14 +191,23 @@ impl Deployment {
         )?)
     }
 
-    fn target(&self, model: Model, secrets: Option<Secrets>) -> DockerTarget {
-        DockerTarget::new(
+    fn target(&self, model: Model, secrets: Option<Secrets>) -> AnyTarget {
+        let spec = self.loaded.spec.clone();
+        match SwarmTarget::new(
             self.engine.clone(),
-            self.loaded.spec.clone(),
-            model,
-            self.templates.clone(),
-            secrets,
-        )
+            spec.clone(),
+            model.clone(),
+            secrets.clone(),
+        ) {
+            Some(t) => AnyTarget::Swarm(t),
+            None => AnyTarget::Docker(DockerTarget::new(
+                self.engine.clone(),
+                spec,
+                model,
+                self.templates.clone(),
+                secrets,
+            )),
+        }
     }
 
     /// What of the cluster exists now.
@@ -197,6 +221,9 @@ impl Deployment {
     /// Resolves every image the spec names to the engine's image ID; a missing
     /// one is an error that says how to get it.
     pub async fn images(&self) -> Result<Images> {
+        if let TargetSpec::Swarm(s) = self.loaded.spec.target() {
+            return self.swarm_images(s).await;
+        }
         let refs = Images::refs(&self.loaded.spec);
         let mut missing = Vec::new();
         let mut id = async |r: &str| -> Result<String> {
@@ -228,6 +255,30 @@ impl Deployment {
             });
         }
         Ok(images)
+    }
+
+    /// On a swarm every host pulls the images itself: the app image is pinned
+    /// to the digest the registry holds now (through the manager, which must
+    /// reach it as the hosts do); the service images are the references the
+    /// file names (official images, or copies each host already has).
+    async fn swarm_images(&self, s: &SwarmSpec) -> Result<Images> {
+        let refs = Images::refs(&self.loaded.spec);
+        let app = swarm_ref(s.registry().as_str(), &refs.app);
+        let found = self
+            .engine
+            .docker
+            .inspect_registry_image(&app, None)
+            .await
+            .map_err(|source| DeployError::NotInRegistry {
+                image: app.clone(),
+                registry: s.registry().to_string(),
+                source,
+            })?;
+        let digest = found.descriptor.digest.unwrap_or_default();
+        Ok(Images {
+            app: format!("{app}@{digest}"),
+            ..refs
+        })
     }
 
     /// The desired model on this engine (images resolved, final nginx config).
@@ -299,6 +350,9 @@ impl Deployment {
     /// The target's probes, with the cluster's database password (from the
     /// secrets an apply created next to the file).
     pub fn probes(&self) -> std::result::Result<TargetProbes, ConnectionsError> {
+        if self.loaded.spec.target().swarm().is_some() {
+            return Err(ConnectionsError::NotOnSwarm);
+        }
         let password =
             std::fs::read_to_string(secrets::dir_for(&self.file).join(secrets::DB_PASSWORD_FILE))
                 .map_err(ConnectionsError::Password)?;
@@ -321,6 +375,10 @@ pub enum ConnectionsError {
     Console(#[source] EngineError),
     #[error("reading SHOW POOLS: {0}")]
     Pools(String),
+    #[error("`deployer verify` does not look inside a swarm yet: check it through the balancer, and `deployer status` for tasks and connections")]
+    NotOnSwarm,
+    #[error("reading pg_stat_activity through a one-off task on the swarm")]
+    Swarm(#[source] Box<DeployError>),
     #[error("cannot read the database password")]
     Password(#[source] std::io::Error),
     #[error("querying pg_stat_activity")]
@@ -360,20 +418,55 @@ impl Deployment {
             .get(&self.names.postgres())
             .filter(|c| c.running)
             .ok_or(ConnectionsError::NotRunning)?;
-        let password =
-            std::fs::read_to_string(secrets::dir_for(&self.file).join(secrets::DB_PASSWORD_FILE))
-                .map_err(ConnectionsError::Password)?;
-        let sql = "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
-                   WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1";
-        let rows =
-            crate::target::docker::engine::Psql::new(&self.engine, &self.loaded.spec, &password)
-                .query(sql)
-                .await
-                .map_err(ConnectionsError::Query)?;
-        Ok(rows
+        Ok(self
+            .sql(CONNECTIONS_SQL)
+            .await?
             .into_iter()
             .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.trim().parse().ok()?)))
             .collect())
+    }
+
+    /// Rows of one SQL statement in the cluster's database, read inside the
+    /// cluster (the database is never published): psql in the PostgreSQL
+    /// container on one engine, in a one-off task on a swarm.
+    pub async fn sql(&self, sql: &str) -> std::result::Result<Vec<Vec<String>>, ConnectionsError> {
+        let password = std::fs::read_to_string(secrets::dir_for(&self.file).join("db_password"))
+            .map_err(ConnectionsError::Password)?;
+        if self.loaded.spec.target().swarm().is_some() {
+            return self
+                .swarm_sql(sql)
+                .await
+                .map_err(|e| ConnectionsError::Swarm(Box::new(e)));
+        }
+        crate::target::docker::engine::Psql::new(&self.engine, &self.loaded.spec, &password)
+            .query(sql)
+            .await
+            .map_err(ConnectionsError::Query)
+    }
+}
+
+/// The connections per `application_name`, as [`Deployment::connections`] reads them.
+const CONNECTIONS_SQL: &str =
+    "SELECT coalesce(nullif(application_name, ''), '(none)'), count(*) FROM pg_stat_activity \
+     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1";
+
+impl Deployment {
+    /// On a swarm, psql runs in a one-off task on the cluster's network.
+    async fn swarm_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        let secrets = self.secrets()?;
+        let target = SwarmTarget::new(
+            self.engine.clone(),
+            self.loaded.spec.clone(),
+            self.model().await?,
+            Some(secrets),
+        )
+        .expect("a swarm spec");
+        Ok(target.sql(sql).await?)
+    }
+
+    /// Each task of the cluster on a swarm: its service, slot, host, state.
+    pub async fn tasks(&self) -> Result<Vec<swarm::TaskRow>> {
+        Ok(swarm::task_rows(&self.engine, &self.names).await?)
     }
 }
 
@@ -418,6 +511,19 @@ impl Generated {
         let changed = self.drift().iter().map(|d| d.name).collect();
         render::write_all(&self.out, &self.files)?;
         Ok(changed)
+    }
+}
+
+/// The app image's reference in a swarm's registry: `registry/<repo:tag>`,
+/// unless the reference already names a registry.
+pub fn swarm_ref(registry: &str, image: &str) -> String {
+    let first = image.split('/').next().unwrap_or_default();
+    let has_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        image.to_string()
+    } else {
+        format!("{registry}/{image}")
     }
 }
 

@@ -208,6 +208,11 @@ impl Names {
     pub fn migrate(&self) -> String {
         self.of_slot(Slot::Migrate)
     }
+    /// The one service all app nodes are tasks of, on a target with services
+    /// (Swarm); its task in slot `i` is named like node `i`.
+    pub fn app_service(&self) -> String {
+        format!("{}-app", self.cluster)
+    }
     /// Node `i`, as container name, host name and upstream server.
     pub fn node(&self, i: NodeIndex) -> String {
         self.of_slot(Slot::Node(i))

@@ -65,6 +65,14 @@ pub enum Step {
     Remove {
         names: Vec<String>,
     },
+    /// Create or update a service to the model and wait for the outcome: the
+    /// engine rolls its tasks itself (Swarm: start-first, `max_surge` at a
+    /// time, health-gated, rolled back on failure). Fails if it was rolled back.
+    Deploy {
+        service: String,
+        replicas: u32,
+        why: String,
+    },
     RemoveNetwork {
         name: String,
     },
@@ -100,6 +108,14 @@ impl fmt::Display for Step {
                 write!(f, "stop {} (grace {}s)", list(names), grace.as_secs())
             }
             Step::Remove { names } => write!(f, "remove {}", list(names)),
+            Step::Deploy {
+                service,
+                replicas,
+                why,
+            } => write!(
+                f,
+                "deploy service {service} × {replicas} ({why}), wait until it converged"
+            ),
             Step::RemoveNetwork { name } => write!(f, "remove network {name}"),
             Step::RemoveVolume { name } => write!(f, "remove volume {name}"),
             Step::Guarded { steps, undo, why } => {

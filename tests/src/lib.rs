@@ -12,6 +12,7 @@ use deployer::events::Silent;
 use deployer::names::Names;
 use deployer::observed::Observed;
 use deployer::plan::{Goal, Plan};
+use serde_json::Value;
 
 pub mod keepalive;
 
@@ -100,7 +101,13 @@ pub fn free_port() -> u16 {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub name: String,
+    /// The balancer's port in cluster.toml.
     pub port: u16,
+    /// Where this machine reaches the balancer (`127.0.0.1:port`; on the lab,
+    /// the balancer host's port as the lab publishes it).
+    pub reach: String,
+    /// On the swarm lab: the `[swarm]` section.
+    pub swarm: Option<String>,
     pub rt: tokio::runtime::Runtime,
 }
 
@@ -122,6 +129,30 @@ impl Cluster {
             dir,
             name,
             port,
+            reach: format!("127.0.0.1:{port}"),
+            swarm: None,
+            rt: runtime(),
+        };
+        c.write(|t| t);
+        c
+    }
+
+    /// A cluster on the swarm lab, its balancer published on the lab's
+    /// balancer host at `port` (4000–4009: the ports the lab forwards).
+    pub fn on_swarm(tag: &str, port: u16) -> Cluster {
+        let lab = Lab::get();
+        let host = lab.var("SWARM_LAB_BALANCER_HOST");
+        let c = Cluster {
+            dir: tempfile::tempdir().unwrap(),
+            name: format!("e2e-{tag}-{}", std::process::id() % 100_000),
+            port,
+            reach: lab.reach(&host, port),
+            swarm: Some(format!(
+                "\n[swarm]\nmanager = \"{}\"\nregistry = \"{}\"\ndatabase_host = \"{}\"\nbalancer_host = \"{host}\"\n",
+                lab.var("DOCKER_HOST"),
+                lab.var("SWARM_LAB_REGISTRY"),
+                lab.var("SWARM_LAB_MANAGER"),
+            )),
             rt: runtime(),
         };
         c.write(|t| t);
@@ -143,6 +174,24 @@ impl Cluster {
                 &format!("port = {}                 # published", self.port),
             )
             .replace("drain_seconds = 2", "drain_seconds = 1");
+        let toml = match &self.swarm {
+            // The same example, on the swarm: its section, no host address to
+            // bind (host mode publishes on the balancer's host), and a balancer
+            // that re-resolves the tasks.
+            Some(section) => {
+                toml.replace(
+                    &format!("name = \"{}\"", self.name),
+                    &format!("name = \"{}\"\ntarget = \"swarm\"", self.name),
+                )
+                .lines()
+                .filter(|l| !l.starts_with("bind = "))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .replace("image = \"nginx:1.22\"", "image = \"nginx:1.30\"")
+                    + section
+            }
+            None => toml,
+        };
         std::fs::write(self.file(), edit(toml)).unwrap();
     }
 
@@ -189,12 +238,32 @@ impl Cluster {
             .block_on(async { Ok(self.deployment().await?.prepare(Goal::Converge).await?.plan) })
     }
 
+    /// What the cluster's target holds now (without reading the file: a
+    /// broken file must not hide what runs).
     pub fn observe(&self) -> Observed {
         self.rt.block_on(async {
+            let names = Names::for_cluster(&self.name);
+            if self.swarm.is_some() {
+                let lab = Lab::get();
+                let engine = deployer::target::docker::engine::Engine::connect_to(Some(
+                    &lab.var("DOCKER_HOST"),
+                ))
+                .await
+                .unwrap();
+                let spec = deployer::config::load(&self.file())
+                    .expect("a valid swarm file")
+                    .spec;
+                return deployer::target::swarm::observe::observe(
+                    &engine,
+                    &names,
+                    spec.target().swarm().unwrap(),
+                )
+                .await
+                .unwrap();
+            }
             let engine = deployer::target::docker::engine::Engine::connect()
                 .await
                 .unwrap();
-            let names = Names::for_cluster(&self.name);
             deployer::target::docker::observe::observe(&engine, &names)
                 .await
                 .unwrap()
@@ -211,7 +280,7 @@ impl Cluster {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.reach)
     }
 
     /// A client without connection reuse: each request is a new connection.
@@ -301,6 +370,21 @@ impl Drop for HandMade {
     }
 }
 
+/// GET /api/health through the balancer `n` times; the node names seen.
+pub fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
+    c.rt.block_on(async {
+        let client = c.client();
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let r = client.get(c.url("/api/health")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            seen.push(v["node"].as_str().unwrap().to_string());
+        }
+        seen
+    })
+}
+
 /// A bounded client loop in the background: GET `path` through the balancer (with a
 /// bearer `token` when given), a new connection per request, until stopped (at most
 /// 60 s), counting successes and failures (errors or non-200s).
@@ -314,6 +398,22 @@ pub struct Load {
 
 impl Load {
     pub fn start(c: &Cluster, concurrency: usize, path: &str, token: Option<String>) -> Load {
+        Load::start_opts(c, concurrency, path, token, false)
+    }
+
+    /// GET /api/health with each worker keeping its connection, as browsers
+    /// and load balancers do.
+    pub fn keep_alive(c: &Cluster, concurrency: usize) -> Load {
+        Load::start_opts(c, concurrency, "/api/health", None, true)
+    }
+
+    fn start_opts(
+        c: &Cluster,
+        concurrency: usize,
+        path: &str,
+        token: Option<String>,
+        keep_alive: bool,
+    ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
@@ -324,7 +424,7 @@ impl Load {
             let rt = runtime();
             rt.block_on(async move {
                 let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(0)
+                    .pool_max_idle_per_host(if keep_alive { 64 } else { 0 })
                     .timeout(Duration::from_secs(10))
                     .build()
                     .unwrap();
@@ -436,4 +536,93 @@ pub fn psql(c: &Cluster, container: &str, database: &str, sql: &str) -> Vec<Vec<
             .map(|l| l.split('\t').map(str::to_string).collect())
             .collect()
     })
+}
+
+/// The multi-host lab (`scripts/swarm-lab`): its variables, read once from
+/// `scripts/swarm-lab env`. Fails (never skips) when no lab runs: `scripts/test`
+/// brings it up.
+pub struct Lab {
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl Lab {
+    pub fn get() -> &'static Lab {
+        static LAB: OnceLock<Lab> = OnceLock::new();
+        LAB.get_or_init(|| {
+            require_docker();
+            let out = std::process::Command::new(repo().join("scripts/swarm-lab"))
+                .arg("env")
+                .output()
+                .expect("scripts/swarm-lab runs");
+            assert!(
+                out.status.success(),
+                "no swarm lab answers (`scripts/swarm-lab env`: {}): run `scripts/swarm-lab up` (scripts/test does)",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            let vars = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+                .collect();
+            let lab = Lab { vars };
+            lab.push_app_image();
+            lab
+        })
+    }
+
+    pub fn var(&self, key: &str) -> String {
+        self.vars
+            .get(key)
+            .unwrap_or_else(|| panic!("`scripts/swarm-lab env` has no {key}"))
+            .clone()
+    }
+
+    /// Where this machine reaches `host`'s `port`
+    /// (`SWARM_LAB_PORTS`: `host1:4000-4009=127.0.0.1:14000-14009 …`).
+    pub fn reach(&self, host: &str, port: u16) -> String {
+        for m in self.var("SWARM_LAB_PORTS").split_whitespace() {
+            let Some((inside, outside)) = m.split_once('=') else {
+                continue;
+            };
+            let Some((h, range)) = inside.split_once(':') else {
+                continue;
+            };
+            let first = |r: &str| r.split('-').next().and_then(|p| p.parse::<u16>().ok());
+            let (Some(lo), Some((ip, out))) = (first(range), outside.rsplit_once(':')) else {
+                continue;
+            };
+            if h == host && port >= lo && port < lo + 10 {
+                return format!("{ip}:{}", first(out).unwrap() + (port - lo));
+            }
+        }
+        panic!("the lab publishes no port {port} of {host}");
+    }
+
+    /// The app image in the lab's registry, pushed by the deployer's own push
+    /// (what `deployer build` does for a swarm).
+    fn push_app_image(&self) {
+        ensure_images();
+        let registry = self.var("SWARM_LAB_REGISTRY");
+        runtime().block_on(async {
+            let engine = deployer::target::docker::engine::Engine::connect()
+                .await
+                .unwrap();
+            deployer::build::push(&engine, "deployer-app:latest", &registry)
+                .await
+                .expect("pushing the app image to the lab's registry");
+        });
+    }
+
+    /// `scripts/swarm-lab kill|start HOST`.
+    pub fn host(&self, action: &str, host: &str) {
+        let out = std::process::Command::new(repo().join("scripts/swarm-lab"))
+            .args([action, host])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "swarm-lab {action} {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

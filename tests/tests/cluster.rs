@@ -7,23 +7,8 @@ use std::time::Duration;
 
 use deployer::deploy::DeployError;
 use deployer::plan::{Change, PlanError};
-use e2e::{serial, wait_for, Cluster, HandMade, Load};
+use e2e::{nodes_seen, serial, wait_for, Cluster, HandMade, Load};
 use serde_json::{json, Value};
-
-/// GET /api/health through the balancer `n` times; the node names seen.
-fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
-    c.rt.block_on(async {
-        let client = c.client();
-        let mut seen = Vec::new();
-        for _ in 0..n {
-            let r = client.get(c.url("/api/health")).send().await.unwrap();
-            assert_eq!(r.status(), 200);
-            let v: Value = r.json().await.unwrap();
-            seen.push(v["node"].as_str().unwrap().to_string());
-        }
-        seen
-    })
-}
 
 /// Every container in `ids` rotates its log (json-file, 10 MB × 3: the defaults of [logs]) and
 /// shows no secret of the cluster in `docker inspect`.

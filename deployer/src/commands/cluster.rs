@@ -101,8 +101,10 @@ pub async fn apply(file: &Path, args: &ApplyArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Failed);
     }
-    let b = &d.spec().balancer();
-    println!("The balancer answers on http://{}:{}/", b.bind(), b.port());
+    println!(
+        "The balancer answers on http://{}/",
+        d.spec().balancer_address()
+    );
     Ok(Outcome::Ok)
 }
 
@@ -180,6 +182,10 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             .and_then(|u| u.iter().find(|(n, _)| n == name).map(|(_, n)| *n))
     };
     let cluster = d.names().cluster();
+    let tasks = match d.spec().target().swarm() {
+        Some(_) => Some(d.tasks().await?),
+        None => None,
+    };
     if json_out {
         println!(
             "{}",
@@ -190,6 +196,10 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
                     "health": c.health, "image": c.image, "status": c.status,
                     "connections": conns(&c.name),
                 })).collect::<Vec<_>>(),
+                "tasks": tasks.as_ref().map(|t| t.iter().map(|t| json!({
+                    "name": t.name, "service": t.service, "host": t.host, "state": t.state,
+                    "error": t.error, "connections": conns(&t.name),
+                })).collect::<Vec<_>>()),
                 "network": observed.network,
                 "volume": observed.volume,
                 "budget": budget,
@@ -219,6 +229,22 @@ pub async fn status(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             conns(&c.name).map_or("-".into(), |n| n.to_string()),
             c.status
         );
+    }
+    if let Some(tasks) = &tasks {
+        println!(
+            "\n  {:<22} {:<12} {:<10} {:>5}  ERROR",
+            "TASK", "HOST", "STATE", "CONNS"
+        );
+        for t in tasks {
+            println!(
+                "  {:<22} {:<12} {:<10} {:>5}  {}",
+                t.name,
+                t.host,
+                t.state,
+                conns(&t.name).map_or("-".into(), |n| n.to_string()),
+                t.error.as_deref().unwrap_or("")
+            );
+        }
     }
     for (kind, presence, name) in [
         ("network", observed.network, d.names().network()),
@@ -297,5 +323,15 @@ pub async fn build(file: &Path) -> anyhow::Result<Outcome> {
         built.id.get(..19).unwrap_or(&built.id),
         if built.reused { ", unchanged" } else { "" }
     ));
+    if let Some(swarm) = loaded.spec.target().swarm() {
+        progress.line(format!(
+            "pushing to {} (the swarm's hosts pull from {})",
+            swarm.push_registry(),
+            swarm.registry()
+        ));
+        let pushed =
+            crate::build::push(&engine, &built.tag, swarm.push_registry().as_str()).await?;
+        progress.line(format!("{pushed}: pushed"));
+    }
     Ok(Outcome::Ok)
 }

@@ -51,15 +51,18 @@ pub fn validate(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             eprintln!();
         }
         println!(
-            "{}: ok — cluster `{}`: {} node{} × pool {}, {} balancing on {}:{}{}",
+            "{}: ok — cluster `{}`{}: {} node{} × pool {}, {} balancing on {}{}",
             file.display(),
             spec.name(),
+            match spec.target().swarm() {
+                Some(_) => " on a swarm",
+                None => "",
+            },
             spec.app().nodes(),
             if spec.app().nodes() == 1 { "" } else { "s" },
             spec.app().pool_size(),
             spec.balancer().strategy().as_str(),
-            spec.balancer().bind(),
-            spec.balancer().port(),
+            spec.balancer_address(),
             if spec.redis().is_some() {
                 ", with redis"
             } else {

@@ -94,6 +94,9 @@ fn waiting(step: &Step) -> Option<String> {
             grace.as_secs()
         )),
         Step::Migrate => Some("migrations: running `app migrate`".into()),
+        Step::Deploy {
+            service, replicas, ..
+        } => Some(format!("{service}: rolling out {replicas} task(s)")),
         _ => None,
     }
 }
@@ -116,6 +119,11 @@ fn done(step: &Step, took: Duration) -> Option<String> {
         Step::Drain { duration } => format!("drained {}s", duration.as_secs_f64()),
         Step::Stop { names, .. } => format!("{}: stopped ({secs:.1}s)", list(names)),
         Step::Remove { names } => format!("{}: removed", list(names)),
+        Step::Deploy {
+            service,
+            replicas,
+            why,
+        } => format!("{service}: {replicas} task(s) running, healthy ({why}, {secs:.1}s)"),
         Step::RemoveNetwork { name } => format!("network {name}: removed"),
         Step::RemoveVolume { name } => format!("volume {name}: removed"),
         Step::Guarded { why, .. } => format!("done: {why}"),

@@ -217,6 +217,7 @@ fn deserialize_section(
         "balancer" => raw.balancer = de(value, span)?,
         "rollout" => raw.rollout = de(value, span)?,
         "logs" => raw.logs = de(value, span)?,
+        "swarm" => raw.swarm = de(value, span)?,
         _ => {}
     }
     Ok(())

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub balancer: Option<Spanned<RawBalancer>>,
     pub rollout: Option<Spanned<RawRollout>>,
     pub logs: Option<Spanned<RawLogs>>,
+    pub swarm: Option<Spanned<RawSwarm>>,
     /// Sections present in the file that could not be read (already reported).
     pub broken: std::collections::BTreeSet<String>,
 }
@@ -27,6 +28,17 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     pub name: Option<Spanned<String>>,
+    pub target: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwarm {
+    pub manager: Option<Spanned<String>>,
+    pub registry: Option<Spanned<String>>,
+    pub push_registry: Option<Spanned<String>>,
+    pub database_host: Option<Spanned<String>>,
+    pub balancer_host: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,7 +157,7 @@ pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
 
 /// The sections `cluster.toml` knows, in the order the reference documents them.
 pub const SECTIONS: &[&str] = &[
-    "cluster", "app", "database", "redis", "balancer", "rollout", "logs",
+    "cluster", "app", "database", "redis", "balancer", "rollout", "logs", "swarm",
 ];
 
 pub fn section_fields(section: &str) -> &'static [&'static str] {
@@ -157,6 +169,7 @@ pub fn section_fields(section: &str) -> &'static [&'static str] {
         "balancer" => field_names::<RawBalancer>(),
         "rollout" => field_names::<RawRollout>(),
         "logs" => field_names::<RawLogs>(),
+        "swarm" => field_names::<RawSwarm>(),
         _ => &[],
     }
 }
@@ -167,7 +180,7 @@ mod tests {
 
     #[test]
     fn field_names_come_from_serde() {
-        assert_eq!(field_names::<RawCluster>(), &["name"]);
+        assert_eq!(field_names::<RawCluster>(), &["name", "target"]);
         assert!(field_names::<RawApp>().contains(&"pool_size"));
         for s in SECTIONS {
             assert!(!section_fields(s).is_empty(), "{s}");

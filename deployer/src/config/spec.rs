@@ -198,9 +198,167 @@ impl Choice for Strategy {
 /// How a node writes its logs: the node contract's own type.
 pub use node_contract::LogFormat;
 
+/// Which engine the cluster runs on (`[cluster] target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// One Docker engine: one container per unit.
+    Docker,
+    /// A Docker Swarm: one service per role, driven through a manager.
+    Swarm,
+}
+
+impl Choice for TargetKind {
+    const ALL: &'static [(&'static str, TargetKind)] =
+        &[("docker", TargetKind::Docker), ("swarm", TargetKind::Swarm)];
+}
+
+/// Where the cluster runs, with what that engine needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TargetSpec {
+    /// The engine `DOCKER_HOST` names, or the local socket.
+    Docker,
+    Swarm(SwarmSpec),
+}
+
+impl TargetSpec {
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            TargetSpec::Docker => TargetKind::Docker,
+            TargetSpec::Swarm(_) => TargetKind::Swarm,
+        }
+    }
+
+    pub fn swarm(&self) -> Option<&SwarmSpec> {
+        match self {
+            TargetSpec::Swarm(s) => Some(s),
+            TargetSpec::Docker => None,
+        }
+    }
+}
+
+/// A Docker engine address in the forms the docker CLI takes in `DOCKER_HOST`:
+/// `unix:///path`, `tcp://host:port`, `http://…`, `https://…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct EngineAddress(String);
+
+impl EngineAddress {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(
+                "it has no scheme; write `tcp://host:2376` or `unix:///var/run/docker.sock`".into(),
+            );
+        };
+        if !["unix", "tcp", "http", "https"].contains(&scheme) {
+            return Err(format!(
+                "the scheme `{}` is not one of unix, tcp, http, https",
+                scheme.escape_debug()
+            ));
+        }
+        if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("the address after the scheme is empty or holds spaces".into());
+        }
+        if scheme == "unix" && !rest.starts_with('/') {
+            return Err("a unix socket address is absolute: `unix:///var/run/docker.sock`".into());
+        }
+        Ok(EngineAddress(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A host name or address as a Swarm node's hostname or a registry's host:
+/// letters, digits, `.`, `-` and `_`, optionally with `:port`. Safe in a
+/// placement constraint and an image reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct HostName(String);
+
+impl HostName {
+    pub fn parse(s: &str, port_allowed: bool) -> Result<Self, String> {
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) if port_allowed => (h, Some(p)),
+            _ => (s, None),
+        };
+        if host.is_empty() || host.len() > 253 {
+            return Err("a host name has 1 to 253 characters".into());
+        }
+        if let Some(c) = host
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        {
+            return Err(format!(
+                "it contains {:?}; a host name has letters, digits, `.`, `-` and `_`{}",
+                c,
+                if port_allowed { ", then `:port`" } else { "" }
+            ));
+        }
+        if let Some(p) = port {
+            if !p.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Err(format!("`{}` is not a port", p.escape_debug()));
+            }
+        }
+        Ok(HostName(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[swarm]`: the manager to drive, the registry the hosts pull the app image
+/// from, and where the stateful units are placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwarmSpec {
+    /// None: `DOCKER_HOST`, as the docker CLI does.
+    pub(in crate::config) manager: Option<EngineAddress>,
+    pub(in crate::config) registry: HostName,
+    pub(in crate::config) push_registry: Option<HostName>,
+    pub(in crate::config) database_host: HostName,
+    pub(in crate::config) balancer_host: HostName,
+}
+
+impl SwarmSpec {
+    pub fn manager(&self) -> Option<&EngineAddress> {
+        self.manager.as_ref()
+    }
+
+    /// The registry (host[:port]) every host pulls the app image from.
+    pub fn registry(&self) -> &HostName {
+        &self.registry
+    }
+
+    /// Where `deployer build` pushes (the same registry under the name this
+    /// machine reaches it by).
+    pub fn push_registry(&self) -> &HostName {
+        self.push_registry.as_ref().unwrap_or(&self.registry)
+    }
+
+    /// The node (hostname) PostgreSQL and its volume live on.
+    pub fn database_host(&self) -> &HostName {
+        &self.database_host
+    }
+
+    /// The node nginx publishes the balancer's port on (host mode).
+    pub fn balancer_host(&self) -> &HostName {
+        &self.balancer_host
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterSpec {
     pub(in crate::config) name: DnsLabel,
+    pub(in crate::config) target: TargetSpec,
     pub(in crate::config) app: AppSpec,
     pub(in crate::config) database: DatabaseSpec,
     pub(in crate::config) redis: Option<RedisSpec>,
@@ -344,6 +502,19 @@ pub struct RolloutSpec {
 impl ClusterSpec {
     pub fn name(&self) -> &DnsLabel {
         &self.name
+    }
+
+    pub fn target(&self) -> &TargetSpec {
+        &self.target
+    }
+
+    /// Where the balancer answers: `bind:port` on one engine, the balancer's
+    /// host on a swarm (host-mode publishing binds every address there).
+    pub fn balancer_address(&self) -> String {
+        match &self.target {
+            TargetSpec::Docker => format!("{}:{}", self.balancer.bind, self.balancer.port),
+            TargetSpec::Swarm(s) => format!("{}:{}", s.balancer_host, self.balancer.port),
+        }
     }
 
     pub fn app(&self) -> &AppSpec {

@@ -15,6 +15,8 @@ use crate::plan::Plan;
 use crate::steps::Step;
 
 pub mod docker;
+pub mod live_budget;
+pub mod swarm;
 
 pub trait Target: Sync {
     type Error: std::error::Error + Send + Sync + 'static;
@@ -76,4 +78,44 @@ pub trait Probes: Sync {
         unit: &str,
         grace: Duration,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The target a cluster file names, as one type the front door can hold.
+pub enum AnyTarget {
+    Docker(docker::DockerTarget),
+    Swarm(swarm::SwarmTarget),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Docker(#[from] docker::DockerError),
+    #[error(transparent)]
+    Swarm(#[from] swarm::SwarmError),
+}
+
+impl Target for AnyTarget {
+    type Error = TargetError;
+
+    async fn observe(&self) -> Result<Observed, TargetError> {
+        Ok(match self {
+            AnyTarget::Docker(t) => t.observe().await?,
+            AnyTarget::Swarm(t) => t.observe().await?,
+        })
+    }
+
+    fn schedule(&self, plan: &Plan) -> Vec<Step> {
+        match self {
+            AnyTarget::Docker(t) => t.schedule(plan),
+            AnyTarget::Swarm(t) => t.schedule(plan),
+        }
+    }
+
+    async fn execute(&self, step: &Step, events: &dyn Events) -> Result<(), TargetError> {
+        match self {
+            AnyTarget::Docker(t) => t.execute(step, events).await?,
+            AnyTarget::Swarm(t) => t.execute(step, events).await?,
+        }
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ mod logs;
 mod redis;
 mod rollout;
 mod suggest;
+mod target;
 
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
     let l: &RawLogs = section(&raw.logs, &no_logs);
 
     let name = cluster::name(&mut c, raw);
+    let target = target::convert(&mut c, raw, a, b);
     let app = app::convert(&mut c, a);
     let database = database::convert(&mut c, d);
     let redis = redis::convert(&mut c, raw.redis.as_ref().map(|s| s.get_ref()));
@@ -54,6 +56,7 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
     }
     let spec = ClusterSpec {
         name,
+        target,
         app,
         database,
         redis,

@@ -18,7 +18,7 @@ use crate::render::{RenderError, Templates};
 use crate::secrets::Secrets;
 use crate::steps::Step;
 use crate::target::docker::engine::{Engine, EngineError, Psql};
-use crate::target::Target;
+use crate::target::{live_budget, Target};
 
 pub mod engine;
 pub mod observe;
@@ -32,23 +32,10 @@ pub use schedule::{schedule, Policy};
 pub enum DockerError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error(
-        "the connection budget does not fit the running database: it allows {limit} connections \
-         ({max_connections} max_connections − {reserved} reserved); other clients hold {others}, \
-         and the cluster's peak is {peak}: {} > {limit}. Lower pool_size or close the other connections",
-        peak + others
-    )]
-    LiveBudget {
-        limit: u32,
-        max_connections: u32,
-        reserved: u32,
-        others: u32,
-        peak: u32,
-    },
+    #[error(transparent)]
+    LiveBudget(#[from] crate::target::live_budget::LiveBudgetError),
     #[error("cannot read the running database's connections (pg_stat_activity)")]
     LiveBudgetRead(#[source] EngineError),
-    #[error("unexpected answer from pg_stat_activity: {answer:?}")]
-    LiveBudgetAnswer { answer: Vec<Vec<String>> },
     #[error(
         "the new nginx config was rejected by `nginx -t`; the running config was kept:\n{output}"
     )]
@@ -67,6 +54,8 @@ pub enum DockerError {
     NoSecrets,
     #[error("a guarded step inside a guarded step: the applier unfolds guarded steps")]
     NestedGuard,
+    #[error("the step `{step}` is not one the single-engine target carries out")]
+    Unsupported { step: String },
 }
 
 pub type Result<T> = std::result::Result<T, DockerError>;
@@ -199,38 +188,13 @@ impl DockerTarget {
     /// Reads the live max_connections and the connections held by clients other
     /// than this cluster's nodes, and refuses a peak that would not fit.
     async fn check_budget(&self, events: &dyn Events) -> Result<()> {
-        let c = self.model.names.cluster();
-        let sql = format!(
-            "SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'), \
-             count(*) FILTER (WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
-             AND application_name NOT LIKE '{c}-app-%' AND application_name <> '{c}-migrate') \
-             FROM pg_stat_activity"
-        );
+        let sql = live_budget::sql(self.model.names.cluster());
         let rows = Psql::new(&self.engine, &self.spec, &self.secrets()?.db_password)
             .query(&sql)
             .await
             .map_err(DockerError::LiveBudgetRead)?;
-        let nums: Vec<u32> = rows
-            .first()
-            .map(|r| r.iter().filter_map(|s| s.parse().ok()).collect())
-            .unwrap_or_default();
-        let [max_connections, reserved, others] = nums[..] else {
-            return Err(DockerError::LiveBudgetAnswer { answer: rows });
-        };
-        let peak = self.spec.budget().peak;
-        let limit = max_connections.saturating_sub(reserved);
-        if peak + others > limit {
-            return Err(DockerError::LiveBudget {
-                limit,
-                max_connections,
-                reserved,
-                others,
-                peak,
-            });
-        }
-        events.event(Event::Note(&format!(
-            "budget: peak {peak} + {others} other connection(s) ≤ {limit} on the running database"
-        )));
+        let fit = live_budget::judge(&rows, self.spec.budget().peak)?;
+        events.event(Event::Note(&fit.to_string()));
         Ok(())
     }
 
@@ -329,6 +293,11 @@ impl DockerTarget {
                 }
             }
             Step::Guarded { .. } => return Err(DockerError::NestedGuard),
+            Step::Deploy { .. } => {
+                return Err(DockerError::Unsupported {
+                    step: step.to_string(),
+                })
+            }
         }
         Ok(())
     }

@@ -75,7 +75,18 @@ impl Engine {
     /// Connects with the local defaults (DOCKER_HOST or the unix socket) and
     /// negotiates the API version, so older engines (e.g. 20.10, API 1.41) work.
     pub async fn connect() -> Result<Engine> {
-        let docker = Docker::connect_with_local_defaults().map_err(EngineError::Connect)?;
+        Engine::connect_to(None).await
+    }
+
+    /// Connects to `address` (the forms `DOCKER_HOST` takes: `unix://`,
+    /// `tcp://` — with TLS when `DOCKER_TLS_VERIFY` is set, certificates from
+    /// `DOCKER_CERT_PATH` —, `http(s)://`), or as [`Engine::connect`] does.
+    pub async fn connect_to(address: Option<&str>) -> Result<Engine> {
+        let docker = match address {
+            Some(a) => Docker::connect_with_host(a),
+            None => Docker::connect_with_local_defaults(),
+        }
+        .map_err(EngineError::Connect)?;
         let docker = docker
             .negotiate_version()
             .await

@@ -1,0 +1,752 @@
+//! The Docker Swarm target: one service per role on a swarm, driven through a
+//! manager's Engine API (never the docker CLI). The app nodes are the tasks of
+//! one service, rolled by Swarm itself (start-first, `max_surge` at a time,
+//! health-gated, rolled back on failure); PostgreSQL is pinned to its host with
+//! its volume, the balancer publishes its port in host mode on its host and
+//! follows the tasks by DNS (`tasks.<app service>`). Secrets and the nginx
+//! config are immutable Swarm objects with versioned names.
+//!
+//! Observes by label ([`observe`]), schedules plans as steps ([`schedule`]),
+//! realises units as service specs ([`realise`]), carries out each step here.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bollard::models::{ConfigSpec, NetworkCreateRequest, SecretSpec, TaskState};
+use bollard::query_parameters as q;
+use futures_util::StreamExt;
+use node_contract::Secret;
+
+use crate::config::{ClusterSpec, SwarmSpec};
+use crate::events::{Event, Events};
+use crate::model::{Model, Unit};
+use crate::names::{LABEL_CLUSTER, LABEL_SPEC_HASH};
+use crate::observed::Observed;
+use crate::plan::Plan;
+use crate::secrets::{SecretFile, Secrets};
+use crate::steps::Step;
+use crate::target::docker::engine::{is_not_found, Engine, EngineError};
+use crate::target::{live_budget, Target};
+
+pub mod observe;
+pub mod realise;
+pub mod schedule;
+
+use realise::{Context, Object};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("{op} failed")]
+    Api {
+        op: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the engine at {address} is not a swarm manager ({state}); run `docker swarm init` there, or point [swarm] manager at a manager")]
+    NotAManager { address: String, state: String },
+    #[error("the update of {service} failed and Swarm rolled it back ({message}); the previous tasks keep serving")]
+    RolledBack { service: String, message: String },
+    #[error("{service} did not converge within {seconds}s: {running} of {replicas} task(s) running the new spec{}\n--- last log lines of {service} ---\n{logs}",
+        if problems.is_empty() { String::new() } else { format!("; {}", problems.join("; ")) })]
+    NotConverged {
+        service: String,
+        seconds: u64,
+        running: usize,
+        replicas: u32,
+        problems: Vec<String>,
+        logs: String,
+    },
+    #[error("{job} failed ({state}{}){}\n--- log of {job} ---\n{logs}",
+        code.map(|c| format!(", exit code {c}")).unwrap_or_default(),
+        if message.is_empty() { String::new() } else { format!(": {message}") })]
+    JobFailed {
+        job: String,
+        state: String,
+        code: Option<i64>,
+        message: String,
+        logs: String,
+    },
+    #[error(transparent)]
+    LiveBudget(#[from] live_budget::LiveBudgetError),
+    #[error("the volume {volume} lives on {host}, and this deployer talks to the manager {manager} only; remove it on that host: `docker volume rm {volume}`")]
+    RemoteVolume {
+        volume: String,
+        host: String,
+        manager: String,
+    },
+    #[error("network {name} still has tasks attached after {seconds}s")]
+    NetworkBusy { name: String, seconds: u64 },
+    #[error("a step names {name}, which the cluster's model does not have")]
+    UnknownUnit { name: String },
+    #[error("this step needs the cluster's secrets, which were not loaded")]
+    NoSecrets,
+    #[error("the step `{step}` is not one the swarm target carries out")]
+    Unsupported { step: String },
+}
+
+pub type Result<T> = std::result::Result<T, SwarmError>;
+
+fn api(op: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
+    let op = op.into();
+    move |source| SwarmError::Api { op, source }
+}
+
+/// The swarm, through one of its managers, holding one cluster.
+pub struct SwarmTarget {
+    pub engine: Engine,
+    spec: ClusterSpec,
+    swarm: SwarmSpec,
+    model: Model,
+    secrets: Option<Secrets>,
+}
+
+/// Connects to the manager `[swarm] manager` names (or `DOCKER_HOST`), and
+/// checks it is one.
+pub async fn connect(swarm: &SwarmSpec) -> Result<Engine> {
+    let address = swarm.manager().map(|m| m.as_str());
+    let engine = Engine::connect_to(address).await?;
+    let info = engine
+        .docker
+        .info()
+        .await
+        .map_err(api("reading the engine's info"))?;
+    let s = info.swarm.unwrap_or_default();
+    if s.control_available != Some(true) {
+        return Err(SwarmError::NotAManager {
+            address: address
+                .map(str::to_string)
+                .or_else(|| std::env::var("DOCKER_HOST").ok())
+                .unwrap_or_else(|| "the local socket".into()),
+            state: s
+                .local_node_state
+                .map(|s| format!("swarm state: {s}"))
+                .unwrap_or_else(|| "no swarm".into()),
+        });
+    }
+    Ok(engine)
+}
+
+impl SwarmTarget {
+    pub fn new(
+        engine: Engine,
+        spec: ClusterSpec,
+        model: Model,
+        secrets: Option<Secrets>,
+    ) -> Option<SwarmTarget> {
+        Some(SwarmTarget {
+            swarm: spec.target().swarm()?.clone(),
+            engine,
+            spec,
+            model,
+            secrets,
+        })
+    }
+
+    fn secrets(&self) -> Result<&Secrets> {
+        self.secrets.as_ref().ok_or(SwarmError::NoSecrets)
+    }
+
+    /// The unit a service stands for: the first node for the app service.
+    fn unit(&self, service: &str) -> Result<&Unit> {
+        if service == self.model.names.app_service() {
+            return self
+                .model
+                .nodes()
+                .next()
+                .ok_or_else(|| SwarmError::UnknownUnit {
+                    name: service.into(),
+                });
+        }
+        self.model
+            .get(service)
+            .or((self.model.migrate.name == service).then_some(&self.model.migrate))
+            .ok_or_else(|| SwarmError::UnknownUnit {
+                name: service.into(),
+            })
+    }
+
+    fn health_timeout(&self) -> Duration {
+        self.spec.rollout().health_timeout()
+    }
+
+    /// Creates the secret and config objects the services name, if missing,
+    /// and fills in their IDs.
+    async fn ensure_objects(&self) -> Result<(Vec<(SecretFile, Object)>, Object)> {
+        let mut secrets = realise::secret_objects(&self.model, self.secrets()?);
+        let mut nginx = realise::nginx_config(&self.model);
+        let d = &self.engine.docker;
+        let filters = self.cluster_filter();
+        let have: HashMap<String, String> = d
+            .list_secrets(Some(
+                q::ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api("listing secrets"))?
+            .into_iter()
+            .filter_map(|s| Some((s.spec?.name?, s.id?)))
+            .collect();
+        for (_, o) in &mut secrets {
+            o.id = match have.get(&o.name) {
+                Some(id) => id.clone(),
+                None => {
+                    d.create_secret(SecretSpec {
+                        name: Some(o.name.clone()),
+                        labels: Some(o.labels.clone()),
+                        data: Some(o.data.clone()),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(api(format!("creating secret {}", o.name)))?
+                    .id
+                }
+            };
+        }
+        let have: HashMap<String, String> = d
+            .list_configs(Some(
+                q::ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api("listing configs"))?
+            .into_iter()
+            .filter_map(|c| Some((c.spec?.name?, c.id?)))
+            .collect();
+        if !self.model.nginx_conf.is_empty() {
+            nginx.id = match have.get(&nginx.name) {
+                Some(id) => id.clone(),
+                None => {
+                    d.create_config(ConfigSpec {
+                        name: Some(nginx.name.clone()),
+                        labels: Some(nginx.labels.clone()),
+                        data: Some(nginx.data.clone()),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(api(format!("creating config {}", nginx.name)))?
+                    .id
+                }
+            };
+        }
+        Ok((secrets, nginx))
+    }
+
+    fn cluster_filter(&self) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_CLUSTER}={}", self.model.names.cluster())],
+        )])
+    }
+
+    /// Creates or updates `service` to the model, then waits for the outcome.
+    async fn deploy(&self, service: &str, replicas: u32) -> Result<()> {
+        let (secrets, nginx) = self.ensure_objects().await?;
+        let unit = self.unit(service)?;
+        let cx = Context {
+            swarm: &self.swarm,
+            max_surge: self.spec.rollout().max_surge(),
+            health_timeout: self.health_timeout(),
+            secrets: &secrets,
+            nginx: Some(&nginx),
+        };
+        let spec = realise::service(&self.model, unit, replicas, &cx);
+        let d = &self.engine.docker;
+        match d
+            .inspect_service(service, None::<q::InspectServiceOptions>)
+            .await
+        {
+            Ok(current) => {
+                let version = current.version.and_then(|v| v.index).unwrap_or_default();
+                let opts = q::UpdateServiceOptionsBuilder::default()
+                    .version(version as i32)
+                    .build();
+                d.update_service(service, spec, opts, None)
+                    .await
+                    .map_err(api(format!("updating service {service}")))?;
+            }
+            Err(e) if is_not_found(&e) => {
+                d.create_service(spec, None)
+                    .await
+                    .map_err(api(format!("creating service {service}")))?;
+            }
+            Err(e) => return Err(api(format!("inspecting service {service}"))(e)),
+        }
+        let batches = replicas.div_ceil(self.spec.rollout().max_surge().max(1));
+        let per_batch = self.health_timeout() + unit.stop_grace + Duration::from_secs(10);
+        self.wait_converged(service, &unit.hash(), replicas, per_batch * batches.max(1))
+            .await
+    }
+
+    /// Waits until `replicas` tasks run the spec `hash`, healthy, and no other
+    /// task is meant to run. A rollback is a failure: the service's spec went
+    /// back to the previous one.
+    async fn wait_converged(
+        &self,
+        service: &str,
+        hash: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let d = &self.engine.docker;
+        let start = Instant::now();
+        loop {
+            let svc = d
+                .inspect_service(service, None::<q::InspectServiceOptions>)
+                .await
+                .map_err(api(format!("inspecting service {service}")))?;
+            let spec_hash = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.labels.as_ref())
+                .and_then(|l| l.get(LABEL_SPEC_HASH))
+                .cloned()
+                .unwrap_or_default();
+            let update = svc.update_status.clone().unwrap_or_default();
+            if spec_hash != hash {
+                return Err(SwarmError::RolledBack {
+                    service: service.into(),
+                    message: update.message.unwrap_or_else(|| "no message".into()),
+                });
+            }
+            let tasks = self.tasks(service).await?;
+            let wanted: Vec<_> = tasks
+                .iter()
+                .filter(|t| t.desired_state == Some(TaskState::RUNNING))
+                .collect();
+            let running = wanted
+                .iter()
+                .filter(|t| {
+                    t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
+                        && task_hash(t) == hash
+                })
+                .count();
+            let updating = matches!(
+                update.state,
+                Some(bollard::models::ServiceUpdateStatusStateEnum::UPDATING)
+            );
+            if !updating && running == replicas as usize && wanted.len() == replicas as usize {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                let problems = tasks
+                    .iter()
+                    .filter_map(|t| {
+                        let s = t.status.as_ref()?;
+                        let err = s.err.clone().filter(|e| !e.is_empty())?;
+                        Some(format!(
+                            "task {}: {} ({err})",
+                            t.slot.unwrap_or_default(),
+                            s.state.map(|s| s.to_string()).unwrap_or_default()
+                        ))
+                    })
+                    .take(5)
+                    .collect();
+                return Err(SwarmError::NotConverged {
+                    service: service.into(),
+                    seconds: timeout.as_secs(),
+                    running,
+                    replicas,
+                    problems,
+                    logs: self.logs(service, 20).await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn tasks(&self, service: &str) -> Result<Vec<bollard::models::Task>> {
+        let mut filters = HashMap::new();
+        filters.insert("service".to_string(), vec![service.to_string()]);
+        self.engine
+            .docker
+            .list_tasks(Some(
+                q::ListTasksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api(format!("listing the tasks of {service}")))
+    }
+
+    /// The last `n` lines a service's tasks wrote (through the manager).
+    pub async fn logs(&self, service: &str, n: usize) -> String {
+        service_logs(&self.engine, service, n).await
+    }
+
+    /// Runs a one-off job service from `unit` (under `name`) on the cluster's
+    /// network, waits for it to finish, returns its output and removes it.
+    async fn run_job(&self, unit: &Unit, name: &str) -> Result<String> {
+        let (secrets, _) = self.ensure_objects().await?;
+        let cx = Context {
+            swarm: &self.swarm,
+            max_surge: 1,
+            health_timeout: self.health_timeout(),
+            secrets: &secrets,
+            nginx: None,
+        };
+        let mut spec = realise::service(&self.model, unit, 1, &cx);
+        spec.name = Some(name.to_string());
+        let d = &self.engine.docker;
+        remove_service(&self.engine, name).await?;
+        d.create_service(spec, None)
+            .await
+            .map_err(api(format!("creating job {name}")))?;
+        let result = self.wait_job(name).await;
+        let logs = self.logs(name, 200).await;
+        remove_service(&self.engine, name).await?;
+        match result? {
+            None => Ok(logs),
+            Some((state, code, message)) => Err(SwarmError::JobFailed {
+                job: name.into(),
+                state,
+                code,
+                message,
+                logs,
+            }),
+        }
+    }
+
+    /// None when the job's task completed; its state, exit code and message when not.
+    async fn wait_job(&self, name: &str) -> Result<Option<(String, Option<i64>, String)>> {
+        let start = Instant::now();
+        let timeout = self.health_timeout() * 2 + Duration::from_secs(30);
+        loop {
+            let tasks = self.tasks(name).await?;
+            for t in &tasks {
+                let Some(s) = &t.status else { continue };
+                let code = s.container_status.as_ref().and_then(|c| c.exit_code);
+                match s.state {
+                    Some(TaskState::COMPLETE) => return Ok(None),
+                    Some(st @ (TaskState::FAILED | TaskState::REJECTED | TaskState::SHUTDOWN)) => {
+                        return Ok(Some((
+                            st.to_string(),
+                            code,
+                            s.err.clone().unwrap_or_default(),
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            if start.elapsed() > timeout {
+                return Ok(Some((
+                    format!("not finished within {}s", timeout.as_secs()),
+                    None,
+                    String::new(),
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Rows of one SQL statement, run by psql in a one-off task on the
+    /// cluster's network (the database is never published, and a manager
+    /// cannot exec into a task on another host).
+    pub async fn sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        let pg = self.unit(&self.model.names.postgres())?;
+        let db = self.spec.database();
+        let mut unit = pg.clone();
+        unit.slot = crate::names::Slot::Migrate;
+        unit.health = None;
+        unit.volume = None;
+        unit.publish = None;
+        unit.restart = false;
+        unit.command = vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "PGPASSWORD=\"$(cat {})\" exec psql -X -q -A -t -F \"$(printf '\\t')\" -h {} -U {} -d {} -v ON_ERROR_STOP=1 -c \"$SQL\"",
+                Secret::DatabasePassword.path(),
+                self.model.names.postgres(),
+                db.user(),
+                db.name()
+            ),
+        ];
+        unit.env = vec![
+            ("SQL".into(), sql.into()),
+            ("PGAPPNAME".into(), "deployer".into()),
+        ];
+        let name = format!("{}-sql", self.model.names.cluster());
+        let out = self.run_job(&unit, &name).await?;
+        Ok(out
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect())
+    }
+
+    async fn check_budget(&self, events: &dyn Events) -> Result<()> {
+        let rows = self
+            .sql(&live_budget::sql(self.model.names.cluster()))
+            .await?;
+        let fit = live_budget::judge(&rows, self.spec.budget().peak)?;
+        events.event(Event::Note(&fit.to_string()));
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let unit = self.model.migrate.clone();
+        self.run_job(&unit, &unit.name).await.map(|_| ())
+    }
+
+    /// Removes the network once no task is attached any more (tasks of removed
+    /// services take a moment to stop), then the secrets and configs no
+    /// service uses.
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        let d = &self.engine.docker;
+        let start = Instant::now();
+        let timeout = Duration::from_secs(60);
+        loop {
+            match self
+                .engine
+                .network(name, self.model.names.cluster())
+                .await?
+            {
+                crate::target::docker::engine::Presence::Owned(n) => {
+                    match self.engine.remove_network(n).await {
+                        Ok(()) => break,
+                        Err(_) if start.elapsed() < timeout => {
+                            tokio::time::sleep(Duration::from_millis(500)).await
+                        }
+                        Err(_) => {
+                            return Err(SwarmError::NetworkBusy {
+                                name: name.into(),
+                                seconds: timeout.as_secs(),
+                            })
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        let filters = self.cluster_filter();
+        let secrets = d
+            .list_secrets(Some(
+                q::ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api("listing secrets"))?;
+        for s in secrets.into_iter().filter_map(|s| s.id) {
+            let _ = d.delete_secret(&s).await;
+        }
+        let configs = d
+            .list_configs(Some(
+                q::ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api("listing configs"))?;
+        for c in configs.into_iter().filter_map(|c| c.id) {
+            let _ = d.delete_config(&c).await;
+        }
+        Ok(())
+    }
+
+    /// The database volume, when it lives on the manager this deployer talks
+    /// to; otherwise it says where to remove it.
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let here = self
+            .engine
+            .docker
+            .info()
+            .await
+            .map_err(api("reading the engine's info"))?
+            .name
+            .unwrap_or_default();
+        let host = self.swarm.database_host().to_string();
+        if here != host {
+            return Err(SwarmError::RemoteVolume {
+                volume: name.into(),
+                host,
+                manager: here,
+            });
+        }
+        // The PostgreSQL task's container goes a moment after its service.
+        let start = Instant::now();
+        loop {
+            match self.engine.volume(name, self.model.names.cluster()).await? {
+                crate::target::docker::engine::Presence::Owned(v) => {
+                    match self.engine.remove_volume(v).await {
+                        Ok(()) => return Ok(()),
+                        Err(_) if start.elapsed() < Duration::from_secs(60) => {
+                            tokio::time::sleep(Duration::from_millis(500)).await
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The spec hash a task was made from.
+fn task_hash(t: &bollard::models::Task) -> &str {
+    t.spec
+        .as_ref()
+        .and_then(|s| s.container_spec.as_ref())
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(LABEL_SPEC_HASH))
+        .map_or("", String::as_str)
+}
+
+/// Removes a service if it exists.
+async fn remove_service(engine: &Engine, name: &str) -> Result<()> {
+    match engine.docker.delete_service(name).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(api(format!("removing service {name}"))(e)),
+    }
+}
+
+/// The last `n` lines a service's tasks wrote; empty when they cannot be read.
+pub async fn service_logs(engine: &Engine, service: &str, n: usize) -> String {
+    let opts = q::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&n.to_string())
+        .build();
+    let mut out = String::new();
+    let mut stream = engine.docker.service_logs(service, Some(opts));
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    out
+}
+
+impl Target for SwarmTarget {
+    type Error = SwarmError;
+
+    async fn observe(&self) -> Result<Observed> {
+        observe::observe(&self.engine, &self.model.names, &self.swarm).await
+    }
+
+    fn schedule(&self, plan: &Plan) -> Vec<Step> {
+        schedule::schedule(plan, &self.model)
+    }
+
+    async fn execute(&self, step: &Step, events: &dyn Events) -> Result<()> {
+        match step {
+            Step::CreateNetwork { name } => {
+                self.engine
+                    .docker
+                    .create_network(NetworkCreateRequest {
+                        name: name.clone(),
+                        driver: Some("overlay".into()),
+                        attachable: Some(true),
+                        labels: Some(realise::cluster_labels(&self.model)),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(api(format!("creating network {name}")))?;
+            }
+            Step::Deploy {
+                service, replicas, ..
+            } => self.deploy(service, *replicas).await?,
+            Step::CheckBudget => self.check_budget(events).await?,
+            Step::Migrate => self.migrate().await?,
+            Step::Remove { names } => {
+                for n in names {
+                    remove_service(&self.engine, n).await?;
+                }
+            }
+            Step::RemoveNetwork { name } => self.remove_network(name).await?,
+            Step::RemoveVolume { name } => self.remove_volume(name).await?,
+            s => {
+                return Err(SwarmError::Unsupported {
+                    step: s.to_string(),
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the base64 data of a config object says.
+pub fn decode(data: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// One task of the cluster, as `deployer status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskRow {
+    pub service: String,
+    /// The node name it stands for (`<cluster>-app-2`), or the service's.
+    pub name: String,
+    pub host: String,
+    pub state: String,
+    pub error: Option<String>,
+}
+
+/// Every task of the cluster's services that is meant to run, with its host.
+pub async fn task_rows(engine: &Engine, names: &crate::names::Names) -> Result<Vec<TaskRow>> {
+    let d = &engine.docker;
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_CLUSTER}={}", names.cluster())],
+    )]);
+    let services = d
+        .list_services(Some(
+            q::ListServicesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(api("listing services"))?;
+    let hosts: HashMap<String, String> = d
+        .list_nodes(None::<q::ListNodesOptions>)
+        .await
+        .map_err(api("listing the swarm's nodes"))?
+        .into_iter()
+        .filter_map(|n| Some((n.id?, n.description?.hostname?)))
+        .collect();
+    let mut rows = Vec::new();
+    for s in services {
+        let (Some(id), Some(service)) = (s.id, s.spec.and_then(|s| s.name)) else {
+            continue;
+        };
+        let filters = HashMap::from([
+            ("service".to_string(), vec![id]),
+            ("desired-state".to_string(), vec!["running".to_string()]),
+        ]);
+        let tasks = d
+            .list_tasks(Some(
+                q::ListTasksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api(format!("listing the tasks of {service}")))?;
+        for t in tasks {
+            let slot = t.slot.unwrap_or_default();
+            let name = if service == names.app_service() {
+                format!("{service}-{slot}")
+            } else {
+                service.clone()
+            };
+            let status = t.status.unwrap_or_default();
+            rows.push(TaskRow {
+                service: service.clone(),
+                name,
+                host: t
+                    .node_id
+                    .and_then(|n| hosts.get(&n).cloned())
+                    .unwrap_or_else(|| "-".into()),
+                state: status.state.map_or("-".into(), |s| s.to_string()),
+                error: status.err.filter(|e| !e.is_empty()),
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.service, &a.name).cmp(&(&b.service, &b.name)));
+    Ok(rows)
+}

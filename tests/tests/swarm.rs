@@ -1,0 +1,320 @@
+//! The deployer against a real multi-host Docker Swarm (the lab of
+//! `scripts/swarm-lab`: three Docker hosts in containers): the same
+//! cluster.toml with `target = "swarm"` — apply from nothing across hosts,
+//! rolling updates and scaling with no failed request, drift healed, a failed
+//! update rolled back, the budget refused with nothing changed, destroy
+//! leaving nothing behind.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::{nodes_seen, serial, wait_for, Cluster, Lab, Load};
+
+/// `docker -H <manager> ARGS`: what a person would look at by hand.
+fn manager(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(Lab::get().var("DOCKER_HOST"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every object on the swarm carrying the cluster's label, as `kind name` lines.
+fn labelled(c: &Cluster) -> Vec<String> {
+    let filter = format!("label=io.deployer.cluster={}", c.name);
+    let mut left = Vec::new();
+    for kind in ["service", "network", "secret", "config"] {
+        for name in manager(&[kind, "ls", "--filter", &filter, "--format", "{{.Name}}"]).lines() {
+            left.push(format!("{kind} {name}"));
+        }
+    }
+    left
+}
+
+/// The app tasks meant to run: (node name, host).
+fn app_tasks(c: &Cluster) -> Vec<(String, String)> {
+    c.rt.block_on(async {
+        let d = c.deployment().await.unwrap();
+        d.tasks()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.service == format!("{}-app", c.name))
+            .map(|t| (t.name, t.host))
+            .collect()
+    })
+}
+
+#[test]
+fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_requests() {
+    let _serial = serial();
+    let c = Cluster::on_swarm("swarm", 4001);
+    c.apply().unwrap();
+    assert!(c.plan().is_empty(), "{}", c.plan());
+
+    // Served through the balancer by every task, on more than one host.
+    let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
+    let want: BTreeSet<String> = (1..=3).map(|i| format!("{}-app-{i}", c.name)).collect();
+    assert_eq!(seen, want);
+    let hosts: BTreeSet<String> = app_tasks(&c).into_iter().map(|(_, h)| h).collect();
+    assert!(hosts.len() >= 2, "tasks on one host only: {hosts:?}");
+
+    // A rolling env change under keep-alive and fresh-connection clients.
+    let keep = Load::keep_alive(&c, 6);
+    let fresh = Load::start(&c, 2, "/api/health", None);
+    std::thread::sleep(Duration::from_secs(1));
+    c.write(|t| t.replace("RUST_LOG = \"info\"", "RUST_LOG = \"info,app=debug\""));
+    c.apply().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    for (what, load) in [("keep-alive", keep), ("new connections", fresh)] {
+        let (ok, failed, errors) = load.finish();
+        assert_eq!(
+            failed, 0,
+            "{what}: {failed} failed ({ok} ok) during the rollout: {errors:?}"
+        );
+        assert!(ok > 50, "{what}: only {ok} requests");
+    }
+    assert!(c.plan().is_empty(), "{}", c.plan());
+
+    // Scale 3 → 5 → 2 under load: the service's tasks follow, nothing fails.
+    let load = Load::keep_alive(&c, 4);
+    for (nodes, extra) in [(5, "nodes = 5 "), (2, "nodes = 2 ")] {
+        c.write(|t| {
+            t.replace("RUST_LOG = \"info\"", "RUST_LOG = \"info,app=debug\"")
+                .replace("nodes = 3 ", extra)
+        });
+        c.apply().unwrap();
+        assert_eq!(app_tasks(&c).len(), nodes);
+        // nginx finds the tasks by DNS, again every second: no reload.
+        wait_for(
+            &format!("the balancer to send to exactly {nodes} tasks"),
+            Duration::from_secs(15),
+            || {
+                let seen: BTreeSet<String> = nodes_seen(&c, 4 * nodes).into_iter().collect();
+                (seen.len() == nodes).then_some(())
+            },
+        );
+    }
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(
+        failed, 0,
+        "{failed} failed ({ok} ok) while scaling: {errors:?}"
+    );
+
+    // Drift: the service scaled by hand is planned back, and healed.
+    manager(&["service", "scale", "--detach", &format!("{}-app=4", c.name)]);
+    let drift = c.plan();
+    assert!(
+        drift.to_string().contains("scaled down"),
+        "scaled by hand to 4, the file says 2:\n{drift}"
+    );
+    c.apply().unwrap();
+    assert_eq!(app_tasks(&c).len(), 2);
+
+    // Destroy leaves nothing of the cluster on the swarm.
+    c.destroy_all().unwrap();
+    let left = labelled(&c);
+    assert!(left.is_empty(), "left on the swarm: {left:?}");
+}
+
+#[test]
+fn a_failed_update_is_rolled_back_by_swarm_and_the_old_tasks_keep_serving() {
+    let _serial = serial();
+    let c = Cluster::on_swarm("swarmgate", 4002);
+    let file = |t: String, bad: bool| {
+        let t = t
+            .replace("nodes = 3 ", "nodes = 2 ")
+            .replace("health_timeout = 60", "health_timeout = 10");
+        if bad {
+            t.replace(
+                "RUST_LOG = \"info\"",
+                "RUST_LOG = \"info\"\nJWT_TTL_SECS = \"0\"",
+            )
+        } else {
+            t
+        }
+    };
+    c.write(|t| file(t, false));
+    c.apply().unwrap();
+
+    // A config the app refuses at start: the new task never becomes healthy.
+    c.write(|t| file(t, true));
+    let err = format!("{:#}", c.apply().unwrap_err());
+    assert!(err.contains("rolled it back"), "{err}");
+
+    // The previous tasks still serve, both of them.
+    let seen: BTreeSet<String> = nodes_seen(&c, 8).into_iter().collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    c.write(|t| file(t, false));
+    assert!(c.plan().is_empty(), "back on the old spec:\n{}", c.plan());
+}
+
+#[test]
+fn an_over_budget_file_is_refused_on_a_swarm_with_nothing_changed() {
+    let _serial = serial();
+    let c = Cluster::on_swarm("swarmbudget", 4003);
+    c.write(|t| {
+        t.replace("nodes = 3 ", "nodes = 5 ")
+            .replace("pool_size = 10", "pool_size = 20")
+    });
+    let err = format!("{:#}", c.apply().unwrap_err());
+    assert!(err.contains("the connection budget does not fit"), "{err}");
+    assert!(labelled(&c).is_empty());
+}
+
+#[test]
+fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connections() {
+    let _serial = serial();
+    let lab = Lab::get();
+    let c = Cluster::on_swarm("swarmkill", 4004);
+    c.apply().unwrap();
+    // A host other than the manager (it carries the API and the balancer) with a task.
+    let manager_host = lab.var("SWARM_LAB_MANAGER");
+    let victim = app_tasks(&c)
+        .into_iter()
+        .map(|(_, h)| h)
+        .find(|h| *h != manager_host)
+        .expect("a task on a worker");
+
+    // The client addresses of the connections each node holds in PostgreSQL.
+    let addresses = |c: &Cluster| -> Vec<(String, String)> {
+        c.rt.block_on(async {
+            let d = c.deployment().await.unwrap();
+            d.sql(&format!(
+                "SELECT DISTINCT application_name, host(client_addr) FROM pg_stat_activity \
+                 WHERE application_name LIKE '{}-app-%'",
+                c.name
+            ))
+            .await
+            .unwrap()
+        })
+        .into_iter()
+        .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.clone())))
+        .collect()
+    };
+    let load = Load::keep_alive(&c, 4);
+    std::thread::sleep(Duration::from_secs(2));
+    // The victim's tasks' addresses, as PostgreSQL sees them.
+    let victim_nodes: Vec<String> = app_tasks(&c)
+        .into_iter()
+        .filter(|(_, h)| *h == victim)
+        .map(|(n, _)| n)
+        .collect();
+    let dead: Vec<String> = addresses(&c)
+        .into_iter()
+        .filter(|(n, _)| victim_nodes.contains(n))
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        !dead.is_empty(),
+        "the victim's nodes {victim_nodes:?} hold connections"
+    );
+    let killed = std::time::Instant::now();
+    lab.host("kill", &victim);
+    let restore = Restart(victim.clone());
+
+    // Swarm notices the host is gone and runs its tasks elsewhere.
+    wait_for(
+        "every app task running again on the remaining hosts",
+        Duration::from_secs(120),
+        || {
+            let tasks =
+                c.rt.block_on(async { c.deployment().await.ok()?.tasks().await.ok() })?;
+            let app: Vec<_> = tasks
+                .iter()
+                .filter(|t| t.service == format!("{}-app", c.name))
+                .collect();
+            (app.len() == 3 && app.iter().all(|t| t.state == "running" && t.host != victim))
+                .then_some(())
+        },
+    );
+    let full_strength = killed.elapsed();
+
+    // PostgreSQL lets go of the dead host's connections (TCP keepalives), so
+    // the live budget check of the next apply passes.
+    wait_for(
+        "the dead host's connections to leave PostgreSQL",
+        Duration::from_secs(90),
+        || (!addresses(&c).iter().any(|(_, a)| dead.contains(a))).then_some(()),
+    );
+    let freed = killed.elapsed();
+    let (ok, failed, errors) = load.finish();
+    eprintln!(
+        "host {victim} killed: {failed} failed of {} requests, full strength after {:.1}s, its connections gone after {:.1}s; first errors: {errors:?}",
+        ok + failed,
+        full_strength.as_secs_f64(),
+        freed.as_secs_f64()
+    );
+    assert!(
+        ok > 100,
+        "the cluster kept serving: {ok} ok, {failed} failed"
+    );
+    c.write(|t| t.replace("RUST_LOG = \"info\"", "RUST_LOG = \"info,app=debug\""));
+    c.apply()
+        .expect("the budget check passes once the dead host's connections left");
+    let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    drop(restore);
+}
+
+/// Starts a killed lab host again when dropped (even when the test fails), so
+/// the lab is whole for the next test.
+struct Restart(String);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        Lab::get().host("start", &self.0);
+        let host = self.0.clone();
+        wait_for(
+            "the host back in the swarm",
+            Duration::from_secs(60),
+            || {
+                manager(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"])
+                    .lines()
+                    .any(|l| l == format!("{host} Ready"))
+                    .then_some(())
+            },
+        );
+    }
+}
+
+#[test]
+fn the_swarm_balancer_config_passes_nginx_t_in_the_balancer_image() {
+    e2e::require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(
+        &file,
+        "[cluster]\nname = \"t\"\ntarget = \"swarm\"\n[balancer]\nimage = \"nginx:1.30\"\n\
+         [swarm]\nregistry = \"r:5000\"\ndatabase_host = \"h1\"\nbalancer_host = \"h1\"\n",
+    )
+    .unwrap();
+    let spec = deployer::config::load(&file).unwrap().spec;
+    let conf = deployer::render::Templates::load(None)
+        .unwrap()
+        .nginx(&spec, &deployer::model::upstream(&spec))
+        .unwrap();
+    assert!(conf.contains("server tasks.t-app:4000 resolve"), "{conf}");
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, &conf).unwrap();
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--user", "101:101", "-v"])
+        .arg(format!("{}:/etc/nginx/nginx.conf:ro", path.display()))
+        .args([spec.balancer().image().as_str(), "nginx", "-t"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nginx -t in {}: {}\n{conf}",
+        spec.balancer().image(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
