@@ -457,17 +457,19 @@ async fn heartbeat(pool: PgPool, node: Arc<str>, running: Running, lease: Durati
             // Still held here (not just written): the attempt is not ours anymore. Stop it if it
             // still runs; a finished one's acknowledgement will change nothing (it is guarded
             // by the attempt).
+            // (A finished one may just have been written by the completer: nothing to say.)
             if running.get(&id).is_some_and(|held| held.attempt == attempt) {
                 let held = running.remove(&id).expect("present");
-                if let (false, Some(task)) = (held.finished, held.task) {
-                    task.abort();
+                if !held.finished {
+                    if let Some(task) = held.task {
+                        task.abort();
+                    }
+                    tracing::warn!(
+                        job = id,
+                        attempt,
+                        "lost the lease of a running job (another node took it); stopped it here"
+                    );
                 }
-                tracing::warn!(
-                    job = id,
-                    attempt,
-                    finished = held.finished,
-                    "lost the lease of a job (another node took it); stopped holding it here"
-                );
             }
         }
     }
