@@ -500,27 +500,22 @@ impl SwarmTarget {
         let d = &self.engine.docker;
         let start = Instant::now();
         let timeout = Duration::from_secs(60);
-        loop {
-            match self
-                .engine
-                .network(name, self.model.names.cluster())
-                .await?
-            {
-                crate::target::docker::engine::Presence::Owned(n) => {
-                    match self.engine.remove_network(n).await {
-                        Ok(()) => break,
-                        Err(_) if start.elapsed() < timeout => {
-                            tokio::time::sleep(Duration::from_millis(500)).await
-                        }
-                        Err(_) => {
-                            return Err(SwarmError::NetworkBusy {
-                                name: name.into(),
-                                seconds: timeout.as_secs(),
-                            })
-                        }
-                    }
+        while let crate::target::docker::engine::Presence::Owned(n) = self
+            .engine
+            .network(name, self.model.names.cluster())
+            .await?
+        {
+            match self.engine.remove_network(n).await {
+                Ok(()) => break,
+                Err(_) if start.elapsed() < timeout => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
                 }
-                _ => break,
+                Err(_) => {
+                    return Err(SwarmError::NetworkBusy {
+                        name: name.into(),
+                        seconds: timeout.as_secs(),
+                    })
+                }
             }
         }
         let filters = self.cluster_filter();
