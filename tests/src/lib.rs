@@ -12,7 +12,7 @@ use deployer::events::Silent;
 use deployer::names::Names;
 use deployer::observed::Observed;
 use deployer::plan::{Goal, Plan};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub mod keepalive;
 
@@ -535,6 +535,31 @@ pub fn psql(c: &Cluster, container: &str, database: &str, sql: &str) -> Vec<Vec<
             .filter(|l| !l.is_empty())
             .map(|l| l.split('\t').map(str::to_string).collect())
             .collect()
+    })
+}
+
+/// Signs up a user through the balancer and returns a token for it.
+pub fn token(c: &Cluster, who: &str) -> String {
+    c.rt.block_on(async {
+        let client = c.client();
+        let password = "pooler-e2e-password";
+        let email = format!("{who}-{}@example.com", std::process::id());
+        let r = client
+            .post(c.url("/api/users"))
+            .json(&json!({"email": email, "full_name": who, "password": password, "password_confirmation": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = client
+            .post(c.url("/api/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["data"]["access_token"].as_str().unwrap().to_string()
     })
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use deployer::plan::Change;
 use deployer::verify::Options;
 use e2e::{psql, serial, Cluster, Load};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const ON: &str = "pooler = \"pgbouncer\"";
 const OFF: &str = "pooler = \"none\"";
@@ -49,31 +49,6 @@ fn env_of(container: &Value) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect()
-}
-
-/// Signs up a user through the balancer and returns a token for it.
-fn token(c: &Cluster) -> String {
-    c.rt.block_on(async {
-        let client = c.client();
-        let password = "pooler-e2e-password";
-        let email = format!("pooler-{}@example.com", std::process::id());
-        let r = client
-            .post(c.url("/api/users"))
-            .json(&json!({"email": email, "full_name": "Pooler", "password": password, "password_confirmation": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let r = client
-            .post(c.url("/api/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        v["data"]["access_token"].as_str().unwrap().to_string()
-    })
 }
 
 #[test]
@@ -162,7 +137,7 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
     );
 
     // Requests that query the database work, and PgBouncer carried them.
-    let token = token(&c);
+    let token = e2e::token(&c, "pooler");
     c.rt.block_on(async {
         let client = c.client();
         for _ in 0..30 {
@@ -224,7 +199,7 @@ fn turning_the_pooler_on_changing_it_and_off_under_load_fails_no_request() {
     let _serial = serial();
     let c = cluster("pooltog");
     c.apply().unwrap();
-    let token = token(&c);
+    let token = e2e::token(&c, "pooler");
 
     let bigger =
         |t: String| pooled(t).replace("# pooler_pool_size = 20 ", "pooler_pool_size = 30 # ");

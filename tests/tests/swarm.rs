@@ -318,3 +318,25 @@ fn the_swarm_balancer_config_passes_nginx_t_in_the_balancer_image() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_pooler_runs_on_a_swarm_and_toggles_under_database_load_without_failed_requests() {
+    let _serial = serial();
+    e2e::require_images(&[deployer::config::POOLER_IMAGE]);
+    let c = Cluster::on_swarm("swarmpool", 4005);
+    c.apply().unwrap();
+    let token = e2e::token(&c, "swarmpool");
+    let on = |t: String| t.replace("pooler = \"none\"", "pooler = \"pgbouncer\"");
+    for (what, edit) in [("on", on as fn(String) -> String), ("off", |t| t)] {
+        let load = Load::start(&c, 4, "/api/auth/me", Some(token.clone()));
+        std::thread::sleep(Duration::from_secs(1));
+        c.write(edit);
+        c.apply().unwrap();
+        load.assert_none_failed(20, &format!("turning the pooler {what} on a swarm"));
+        assert!(c.plan().is_empty(), "{}", c.plan());
+        let pooler = labelled(&c)
+            .into_iter()
+            .any(|l| l.starts_with(&format!("service {}-pooler-", c.name)));
+        assert_eq!(pooler, what == "on", "{:?}", labelled(&c));
+    }
+}
