@@ -9,34 +9,7 @@ use deployer::plan::Goal;
 use deployer::steps::Step;
 use e2e::keepalive::{Call, KeepAlive, Tally};
 use e2e::{serial, Cluster};
-use serde_json::{json, Value};
-
-/// Signs up a user and logs in; the bearer token.
-fn token(c: &Cluster) -> String {
-    c.rt.block_on(async {
-        let client = c.client();
-        let (email, password) = ("keepalive@example.com", "a long enough password 1");
-        let r = client
-            .post(c.url("/api/users"))
-            .json(&json!({
-                "email": email, "full_name": "keep alive",
-                "password": password, "password_confirmation": password,
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-        let r = client
-            .post(c.url("/api/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        v["data"]["access_token"].as_str().unwrap().to_string()
-    })
-}
+use serde_json::json;
 
 /// The steps the next apply will carry out, flattened.
 fn steps(c: &Cluster) -> Vec<Step> {
@@ -72,7 +45,7 @@ fn keep_alive_clients_lose_nothing_across_a_rollout_and_scale_changes() {
     let nodes = |n: u32| move |t: String| t.replace("nodes = 3 ", &format!("nodes = {n} "));
     c.write(nodes(2));
     c.apply().unwrap();
-    let token = token(&c);
+    let token = e2e::token(&c, "keepalive");
 
     let load = KeepAlive::start(
         c.port,
