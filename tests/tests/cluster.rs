@@ -457,12 +457,13 @@ fn a_node_failing_its_health_gate_stops_the_rollout_and_the_old_nodes_keep_servi
 fn nodes_publishing_host_ports_are_replaced_stop_first_without_failed_requests() {
     let _serial = serial();
     let c = Cluster::new("ports");
-    // Three consecutive free ports: nodes + max_surge.
-    let base = (0..50)
-        .map(|_| e2e::free_port())
-        .find(|p| {
-            *p < 65000 && (1..3).all(|k| std::net::TcpListener::bind(("127.0.0.1", p + k)).is_ok())
-        })
+    // Three consecutive free ports (nodes + max_surge), below the kernel's ephemeral range
+    // (32768–60999): there an outgoing connection — the load loop's own — can take one
+    // between this check and the apply.
+    let start = 20_000 + (std::process::id() % 1_000) as u16 * 10;
+    let base = (start..32_000)
+        .step_by(3)
+        .find(|p| (0..3).all(|k| std::net::TcpListener::bind(("127.0.0.1", p + k)).is_ok()))
         .expect("three free consecutive ports");
     let edit = move |t: String| {
         t.replace("nodes = 3 ", "nodes = 2 ").replace(
