@@ -12,6 +12,7 @@ use crate::config::{ClusterSpec, Loaded};
 use crate::config::{SwarmSpec, TargetSpec};
 use crate::events::Events;
 use crate::lock::{Lock, LockError};
+use crate::logs::{Line, Request};
 use crate::model::{self, Images, Model};
 use crate::names::Names;
 use crate::observed::Observed;
@@ -20,7 +21,10 @@ use crate::render::{self, Drift, RenderError, Rendered, Templates};
 use crate::secrets::{self, SecretError, Secrets};
 use crate::steps::Step;
 use crate::target::docker::engine::{Engine, EngineError};
+use crate::target::docker::logs::DockerLogs;
 use crate::target::docker::DockerTarget;
+use crate::target::logs::{self as engine_logs, LogsError};
+use crate::target::swarm::logs::SwarmLogs;
 use crate::target::swarm::{self, SwarmError, SwarmTarget};
 use crate::target::{AnyTarget, Target, TargetError};
 
@@ -67,6 +71,8 @@ pub enum DeployError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Logs(#[from] LogsError),
     #[error("{action} of cluster `{cluster}` failed; run `deployer {action}` again to converge from here")]
     Apply {
         action: &'static str,
@@ -340,6 +346,53 @@ impl Deployment {
         Ok(Applied {
             left: plan::plan(&prepared.model, &after, prepared.goal)?,
         })
+    }
+}
+
+/// `deployer logs`: the units' lines, read on the cluster's target.
+impl Deployment {
+    /// The selected units' lines in time order, the last `tail` of each.
+    pub async fn logs(&self, req: &Request, events: &dyn Events) -> Result<Vec<Line>> {
+        let (engine, names, selection) = (
+            self.engine.clone(),
+            self.names.clone(),
+            req.selection.clone(),
+        );
+        Ok(match self.loaded.spec.target() {
+            TargetSpec::Docker => {
+                engine_logs::fetch(&DockerLogs::new(engine, names, selection), req, events).await?
+            }
+            TargetSpec::Swarm(_) => {
+                engine_logs::fetch(&SwarmLogs::new(engine, names, selection), req, events).await?
+            }
+        })
+    }
+
+    /// Sends what [`Deployment::logs`] returns, then every new line as it
+    /// comes — a node replaced meanwhile under the same name —, until `out`
+    /// is closed.
+    pub async fn follow_logs(
+        &self,
+        req: &Request,
+        out: tokio::sync::mpsc::Sender<Line>,
+        events: &dyn Events,
+    ) -> Result<()> {
+        let (engine, names, selection) = (
+            self.engine.clone(),
+            self.names.clone(),
+            req.selection.clone(),
+        );
+        match self.loaded.spec.target() {
+            TargetSpec::Docker => {
+                let s = DockerLogs::new(engine, names, selection);
+                engine_logs::follow(&s, req, out, events).await?
+            }
+            TargetSpec::Swarm(_) => {
+                let s = SwarmLogs::new(engine, names, selection);
+                engine_logs::follow(&s, req, out, events).await?
+            }
+        }
+        Ok(())
     }
 }
 

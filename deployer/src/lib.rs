@@ -22,6 +22,7 @@ pub mod config;
 pub mod deploy;
 pub mod events;
 pub mod lock;
+pub mod logs;
 pub mod model;
 pub mod names;
 pub mod observed;

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod files;
+mod logs;
 mod progress;
 mod verify;
 
@@ -155,6 +156,47 @@ pub enum Command {
         after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50"
     )]
     Verify(VerifyArgs),
+
+    /// Show the cluster's logs: every unit, or some, merged in time order; -f follows.
+    #[command(
+        long_about = "Show the logs of the whole cluster, or of the units named: `app` (every node), \
+            one node (`app-2` or `demo-app-2`), `postgres`, `balancer` (or `lb`), `redis`, `pooler`. \
+            Lines of all of them are merged in the order the engine stamped them, each prefixed with \
+            its unit's name (coloured on a terminal; no colour when stdout is not a terminal or \
+            NO_COLOR is set). The app's JSON log lines read as `time LEVEL message key=value…`; \
+            other lines are shown as written; times are UTC. With -f, keeps printing lines as they \
+            come, across rollouts: a node's replacement goes on under the node's name. On a swarm \
+            an app task is named by its slot (task demo-app.2 is node demo-app-2). --json prints \
+            one JSON object per line: the app's own object with a `unit` key put first (every \
+            other byte as the app wrote it), any other line as {\"unit\", \"timestamp\", \"message\"}. \
+            In this command -f is --follow: give the file before the command (`deployer -f \
+            prod.toml logs -f`) or as --file.",
+        after_help = "Examples:\n  deployer logs                      # every unit, all lines kept by the engine\n  deployer logs app --tail 20        # the last 20 lines of each node\n  deployer logs app-2 lb --since 10m\n  deployer logs -f                   # follow, through rollouts; Ctrl-C stops\n  deployer logs app --json | jq 'select(.level == \"ERROR\")'\n  deployer -f prod.toml logs postgres -f"
+    )]
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Units to show: app (every node), app-N or <cluster>-app-N (one node), postgres,
+    /// balancer (lb), redis, pooler [default: every unit].
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Keep printing new lines as they come (through rollouts) until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only lines written since then: 30s, 10m, 2h, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = logs::parse_since)]
+    pub since: Option<Duration>,
+    /// Only the last N lines of each unit (before following) [default: all].
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// One JSON object per line (the app's own, with "unit" added; others wrapped).
+    #[arg(long)]
+    pub json: bool,
+    /// The cluster file (in `logs`, -f is --follow: put `-f PATH` before the command).
+    #[arg(long = "file", value_name = "PATH", default_value = "cluster.toml")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +314,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Destroy(a) => runtime()?.block_on(cluster::destroy(file, a)),
         Command::Build => runtime()?.block_on(cluster::build(file)),
         Command::Verify(a) => runtime()?.block_on(verify::verify(file, a)),
+        Command::Logs(a) => runtime()?.block_on(logs::logs(file, a)),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::steps::Step;
 
 pub mod docker;
 pub mod live_budget;
+pub mod logs;
 pub mod swarm;
 
 pub trait Target: Sync {

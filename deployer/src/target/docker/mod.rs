@@ -21,6 +21,7 @@ use crate::target::docker::engine::{Engine, EngineError, Psql};
 use crate::target::{live_budget, Target};
 
 pub mod engine;
+pub mod logs;
 pub mod observe;
 pub mod probes;
 pub mod realise;

@@ -29,6 +29,7 @@ use crate::steps::Step;
 use crate::target::docker::engine::{is_not_found, Engine, EngineError};
 use crate::target::{live_budget, Target};
 
+pub mod logs;
 pub mod observe;
 pub mod realise;
 pub mod schedule;
