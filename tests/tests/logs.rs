@@ -256,8 +256,9 @@ impl Following {
     /// returns, cleanly, within a bounded time.
     fn stop(self, c: &Cluster) {
         self.collector.abort();
+        let follower = self.follower;
         let r =
-            c.rt.block_on(tokio::time::timeout(Duration::from_secs(10), self.follower))
+            c.rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), follower).await })
                 .expect("following stops within 10s of its reader going away");
         r.unwrap().unwrap();
     }
