@@ -158,11 +158,52 @@ fn every_command_has_help_with_an_example() {
         &["--help"][..],
         &["validate", "--help"][..],
         &["render", "--help"][..],
+        &["logs", "--help"][..],
     ] {
         let run = dir.run(args);
         assert_eq!(run.code, 0, "{args:?}");
         assert!(run.stdout.contains("Example"), "{args:?}: {}", run.stdout);
     }
+}
+
+#[test]
+fn logs_targets_are_checked_against_the_file_and_f_after_the_command_follows() {
+    let dir = Dir::new();
+    dir.write(
+        "staging.toml",
+        "[cluster]\nname = \"staging\"\n[app]\nnodes = 2\n",
+    );
+    // `-f PATH` before the command is the file; `-f` after `logs` is --follow.
+    // Targets are checked before the engine is asked anything.
+    for (args, want) in [
+        (
+            &["-f", "staging.toml", "logs", "web", "-f"][..],
+            "unknown log target `web`",
+        ),
+        (
+            &["logs", "--file", "staging.toml", "--follow", "app-3"][..],
+            "cluster `staging` has 2 nodes (app-1 … app-2), not `app-3`",
+        ),
+        (
+            &["-f", "staging.toml", "logs", "-f", "redis"][..],
+            "[redis] enabled = false",
+        ),
+    ] {
+        let run = dir.run(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "valid targets: app (every node), app-1 … app-2 (or staging-app-1 …), postgres, balancer (or lb)"
+            ),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    let run = dir.run(&["-f", "staging.toml", "logs", "--since", "ten minutes"]);
+    assert_eq!(run.code, 2, "a usage error: {}", run.stderr);
+    assert!(run.stderr.contains("e.g. 30s, 10m, 2h"), "{}", run.stderr);
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub struct Selection {
 /// A target the cluster does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
-    #[error("unknown log target `{target}`\nhint: valid targets of cluster `{cluster}`: {valid}")]
+    #[error("unknown log target `{target}` (cluster `{cluster}`)\nhint: valid targets: {valid}")]
     Unknown {
         target: String,
         cluster: String,
