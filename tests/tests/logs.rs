@@ -342,16 +342,7 @@ fn logs_on_a_swarm_name_tasks_on_several_hosts_by_slot_and_follow_a_rolling_upda
     let c = Cluster::on_swarm("logs", 4006);
     c.apply().unwrap();
     let nodes: Vec<String> = (1..=3).map(|i| format!("{}-app-{i}", c.name)).collect();
-    let hosts: BTreeSet<String> = c.rt.block_on(async {
-        let d = c.deployment().await.unwrap();
-        d.tasks()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|t| t.service == format!("{}-app", c.name))
-            .map(|t| t.host)
-            .collect()
-    });
+    let hosts: BTreeSet<String> = c.app_tasks().into_iter().map(|(_, h)| h).collect();
     assert!(hosts.len() >= 2, "tasks on one host only: {hosts:?}");
 
     // `logs app`: every task's lines, read on its host through the manager,

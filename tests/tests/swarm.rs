@@ -39,20 +39,6 @@ fn labelled(c: &Cluster) -> Vec<String> {
     left
 }
 
-/// The app tasks meant to run: (node name, host).
-fn app_tasks(c: &Cluster) -> Vec<(String, String)> {
-    c.rt.block_on(async {
-        let d = c.deployment().await.unwrap();
-        d.tasks()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|t| t.service == format!("{}-app", c.name))
-            .map(|t| (t.name, t.host))
-            .collect()
-    })
-}
-
 #[test]
 fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_requests() {
     let _serial = serial();
@@ -64,7 +50,7 @@ fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_reques
     let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
     let want: BTreeSet<String> = (1..=3).map(|i| format!("{}-app-{i}", c.name)).collect();
     assert_eq!(seen, want);
-    let hosts: BTreeSet<String> = app_tasks(&c).into_iter().map(|(_, h)| h).collect();
+    let hosts: BTreeSet<String> = c.app_tasks().into_iter().map(|(_, h)| h).collect();
     assert!(hosts.len() >= 2, "tasks on one host only: {hosts:?}");
 
     // A rolling env change under keep-alive and fresh-connection clients.
@@ -92,7 +78,7 @@ fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_reques
                 .replace("nodes = 3 ", extra)
         });
         c.apply().unwrap();
-        assert_eq!(app_tasks(&c).len(), nodes);
+        assert_eq!(c.app_tasks().len(), nodes);
         // nginx finds the tasks by DNS, again every second: no reload.
         wait_for(
             &format!("the balancer to send to exactly {nodes} tasks"),
@@ -117,7 +103,7 @@ fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_reques
         "scaled by hand to 4, the file says 2:\n{drift}"
     );
     c.apply().unwrap();
-    assert_eq!(app_tasks(&c).len(), 2);
+    assert_eq!(c.app_tasks().len(), 2);
 
     // Destroy leaves nothing of the cluster on the swarm.
     c.destroy_all().unwrap();
@@ -178,7 +164,8 @@ fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connection
     c.apply().unwrap();
     // A host other than the manager (it carries the API and the balancer) with a task.
     let manager_host = lab.var("SWARM_LAB_MANAGER");
-    let victim = app_tasks(&c)
+    let victim = c
+        .app_tasks()
         .into_iter()
         .map(|(_, h)| h)
         .find(|h| *h != manager_host)
@@ -203,7 +190,8 @@ fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connection
     let load = Load::keep_alive(&c, 4);
     std::thread::sleep(Duration::from_secs(2));
     // The victim's tasks' addresses, as PostgreSQL sees them.
-    let victim_nodes: Vec<String> = app_tasks(&c)
+    let victim_nodes: Vec<String> = c
+        .app_tasks()
         .into_iter()
         .filter(|(_, h)| *h == victim)
         .map(|(n, _)| n)
