@@ -65,20 +65,14 @@ pub enum LogsError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("reading the log of {unit} ({id})")]
-    Read {
-        unit: String,
-        id: String,
-        #[source]
-        source: bollard::errors::Error,
-    },
 }
 
 /// The log sources of a cluster on one target, for one [`Selection`](crate::logs::Selection).
 pub trait LogSources: Clone + Send + Sync + 'static {
     /// How often sources are listed again while following.
     const POLL: Duration;
-    /// How long one source's backlog may take (a swarm host that is down never answers).
+    /// How long one source's backlog may go without a chunk (the log of a task
+    /// whose swarm host is down never answers).
     const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
     /// The selected units' sources now, running or not.
@@ -160,24 +154,13 @@ async fn backlog<S: LogSources>(
         tail: req.tail,
         follow: false,
     };
-    let reads = sources.iter().map(|src| async move {
-        match tokio::time::timeout(S::READ_TIMEOUT, read_all(s, src, read)).await {
-            Ok(r) => r.map(|lines| (src, lines)),
-            Err(_) => {
-                events.event(Event::Note(&format!(
-                    "the log of {} ({}) did not answer within {}s: left out (is its host down?)",
-                    src.unit,
-                    src.id,
-                    S::READ_TIMEOUT.as_secs()
-                )));
-                Ok((src, Vec::new()))
-            }
-        }
-    });
+    let reads = sources.iter().map(|src| read_all(s, src, read, events));
     let mut seen = Seen::default();
     let mut batches = Vec::new();
-    for r in futures_util::future::join_all(reads).await {
-        let (src, lines) = r?;
+    for (src, lines) in sources
+        .iter()
+        .zip(futures_util::future::join_all(reads).await)
+    {
         if let Some(last) = lines.last() {
             seen.admit(&src.id, last.time);
         }
@@ -193,24 +176,38 @@ async fn backlog<S: LogSources>(
     ))
 }
 
-/// One source's lines, without following; none when it is gone.
-async fn read_all<S: LogSources>(s: &S, src: &Source, read: Read) -> Result<Vec<Line>, LogsError> {
+/// One source's lines, without following: none when it is gone; what came
+/// before an error or a silence of [`LogSources::READ_TIMEOUT`], with a note
+/// (one unreadable source does not hide the others).
+async fn read_all<S: LogSources>(
+    s: &S,
+    src: &Source,
+    read: Read,
+    events: &dyn Events,
+) -> Vec<Line> {
     let mut stream = s.stream(&src.id, read);
     let mut lines = Lines::new(&src.unit);
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => lines.push(c),
-            Err(e) if is_not_found(&e) => break,
-            Err(source) => {
-                return Err(LogsError::Read {
-                    unit: src.unit.clone(),
-                    id: src.id.clone(),
-                    source,
-                })
+    let trouble = loop {
+        match tokio::time::timeout(S::READ_TIMEOUT, stream.next()).await {
+            Ok(None) => break None,
+            Ok(Some(Ok(c))) => lines.push(c),
+            Ok(Some(Err(e))) if is_not_found(&e) => break None,
+            Ok(Some(Err(e))) => break Some(e.to_string()),
+            Err(_) => {
+                break Some(format!(
+                    "no answer for {}s (is its host down?)",
+                    S::READ_TIMEOUT.as_secs()
+                ))
             }
         }
+    };
+    if let Some(why) = trouble {
+        events.event(Event::Note(&format!(
+            "the log of {} ({}) could not be read whole: {why}",
+            src.unit, src.id
+        )));
     }
-    Ok(lines.finish())
+    lines.finish()
 }
 
 /// Follows one source, passing its lines on tagged with its id; `None` once it ends.
