@@ -344,22 +344,33 @@ impl Deployment {
 }
 
 /// How `verify` looks inside the cluster on this deployment's target.
-pub type TargetProbes = crate::target::docker::probes::DockerProbes;
+pub type TargetProbes = crate::target::AnyProbes;
 
 impl Deployment {
     /// The target's probes, with the cluster's database password (from the
     /// secrets an apply created next to the file).
-    pub fn probes(&self) -> std::result::Result<TargetProbes, ConnectionsError> {
-        if self.loaded.spec.target().swarm().is_some() {
-            return Err(ConnectionsError::NotOnSwarm);
-        }
+    pub async fn probes(&self) -> std::result::Result<TargetProbes, ConnectionsError> {
         let password =
             std::fs::read_to_string(secrets::dir_for(&self.file).join(secrets::DB_PASSWORD_FILE))
                 .map_err(ConnectionsError::Password)?;
-        Ok(TargetProbes::new(
-            self.engine.clone(),
-            &self.loaded.spec,
-            &password,
+        if self.loaded.spec.target().swarm().is_some() {
+            let target = self
+                .swarm_target()
+                .await
+                .map_err(|e| ConnectionsError::Swarm(Box::new(e)))?;
+            return Ok(crate::target::AnyProbes::Swarm(
+                crate::target::swarm::probes::SwarmProbes::new(
+                    target,
+                    self.loaded.spec.app().port(),
+                ),
+            ));
+        }
+        Ok(crate::target::AnyProbes::Docker(
+            crate::target::docker::probes::DockerProbes::new(
+                self.engine.clone(),
+                &self.loaded.spec,
+                &password,
+            ),
         ))
     }
 }
@@ -372,12 +383,10 @@ pub enum ConnectionsError {
     #[error("the pooler is not running")]
     PoolerNotRunning,
     #[error("querying the pooler's admin console")]
-    Console(#[source] EngineError),
+    Console(#[source] crate::target::TargetError),
     #[error("reading SHOW POOLS: {0}")]
     Pools(String),
-    #[error("`deployer verify` does not look inside a swarm yet: check it through the balancer, and `deployer status` for tasks and connections")]
-    NotOnSwarm,
-    #[error("reading pg_stat_activity through a one-off task on the swarm")]
+    #[error("looking inside the swarm through one-off tasks")]
     Swarm(#[source] Box<DeployError>),
     #[error("cannot read the database password")]
     Password(#[source] std::io::Error),
@@ -399,7 +408,7 @@ impl Deployment {
             .get(&name)
             .filter(|c| c.running)
             .ok_or(ConnectionsError::PoolerNotRunning)?;
-        let probes = self.probes()?;
+        let probes = self.probes().await?;
         let rows = crate::target::Probes::pooler_console(&probes, "SHOW POOLS")
             .await
             .map_err(ConnectionsError::Console)?;
@@ -453,15 +462,19 @@ const CONNECTIONS_SQL: &str =
 impl Deployment {
     /// On a swarm, psql runs in a one-off task on the cluster's network.
     async fn swarm_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        Ok(self.swarm_target().await?.sql(sql).await?)
+    }
+
+    /// The swarm target with the cluster's secrets, for one-off jobs.
+    async fn swarm_target(&self) -> Result<SwarmTarget> {
         let secrets = self.secrets()?;
-        let target = SwarmTarget::new(
+        Ok(SwarmTarget::new(
             self.engine.clone(),
             self.loaded.spec.clone(),
             self.model().await?,
             Some(secrets),
         )
-        .expect("a swarm spec");
-        Ok(target.sql(sql).await?)
+        .expect("a swarm spec"))
     }
 
     /// Each task of the cluster on a swarm: its service, slot, host, state.

@@ -151,8 +151,9 @@ pub enum Command {
             (req/s, p50, p99, errors). With --chaos, also stops one node, counts failed \
             requests while it is down, and brings it back with the deployer's own convergence. \
             Its test user and jobs are labelled and deleted at the end. Exits 1 when any \
-            check fails.",
-        after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50"
+            check fails. On a swarm, the looks inside run as one-off tasks on the cluster's \
+            network, and --chaos is refused (a manager cannot stop one task on another host).",
+        after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50\n  deployer verify --url http://127.0.0.1:14000   # a swarm's balancer through a forwarded port"
     )]
     Verify(VerifyArgs),
 }
@@ -192,6 +193,10 @@ pub struct VerifyArgs {
     /// Also stop one node, count failed requests, and bring it back with apply's convergence.
     #[arg(long)]
     pub chaos: bool,
+    /// The balancer as this machine reaches it, when not at the file's address (e.g. a
+    /// swarm's balancer host through a forwarded port): `http://127.0.0.1:14000`.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
     /// Print a machine-readable result on stdout.
     #[arg(long)]
     pub json: bool,
@@ -235,6 +240,7 @@ impl From<&VerifyArgs> for crate::verify::Options {
             jobs: a.jobs,
             jobs_deadline: Duration::from_secs(a.jobs_deadline.into()),
             chaos_duration: Duration::from_secs(a.chaos_seconds.into()),
+            url: a.url.clone(),
         }
     }
 }
