@@ -56,13 +56,27 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// An app image tag of this test's own, removed at the end.
-struct Tag(String);
+/// An app image tag of this test's own (and its copies named for a registry), removed at the end.
+struct Tag(String, Vec<String>);
 
 impl Tag {
     fn new(tag: &str) -> Tag {
         docker(&["tag", "deployer-app:latest", tag]);
-        Tag(tag.to_string())
+        Tag(tag.to_string(), Vec::new())
+    }
+
+    /// Pushes the tag to the lab's registry, as `deployer build` does for a swarm.
+    fn push(&mut self, c: &Cluster) {
+        let registry = Lab::get().var("SWARM_LAB_REGISTRY");
+        let pushed = c.rt.block_on(async {
+            let engine = deployer::target::docker::engine::Engine::connect()
+                .await
+                .unwrap();
+            deployer::build::push(&engine, &self.0, &registry)
+                .await
+                .unwrap()
+        });
+        self.1.push(pushed);
     }
 
     /// Points the tag at a new image (the same app, one more label): what a rebuild does.
@@ -91,7 +105,9 @@ impl Tag {
 
 impl Drop for Tag {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", &self.0]).output();
+        for tag in self.1.iter().chain([&self.0]) {
+            let _ = Command::new("docker").args(["rmi", tag]).output();
+        }
     }
 }
 
@@ -317,23 +333,43 @@ fn rollback_under_load_runs_the_previous_revision_and_history_tells_the_story() 
 fn swarm_rollback_pins_the_revision_and_records_it() {
     let _serial = serial();
     let c = Cluster::on_swarm("rollback", 4006);
-    let env = |x: &str| {
-        let x = x.to_string();
+    let mut tag = Tag::new(&format!("deployer-app:{}", c.name));
+    let name = tag.0.clone();
+    let file = |x: &str| {
+        let (x, tag) = (x.to_string(), name.clone());
         move |t: String| {
             t.replace(
+                "image = \"deployer-app:latest\"",
+                &format!("image = \"{tag}\""),
+            )
+            .replace(
                 "RUST_LOG = \"info\"",
                 &format!("RUST_LOG = \"info\"\nROLLBACK_X = \"{x}\""),
             )
         }
     };
-    c.write(env("1"));
+    tag.push(&c);
+    c.write(file("1"));
     let a = apply(&c).unwrap();
     assert!(a.images.ids.app.contains("@sha256:"), "{:?}", a.images);
     assert_eq!(a.target, "swarm");
     assert!(a.migrations.as_ref().is_some_and(|m| m.len() >= 6));
-    c.write(env("2"));
+    // B: X=2, and the tag rebuilt and pushed again: the registry's tag names another digest.
+    tag.rebuild("b");
+    tag.push(&c);
+    c.write(file("2"));
     let b = apply(&c).unwrap();
-    assert_eq!(b.changes, ["env ROLLBACK_X changed"]);
+    assert_ne!(a.images.ids.app, b.images.ids.app);
+    let digest = |id: &str| id.rsplit_once("sha256:").unwrap().1[..4].to_string();
+    let image_change = format!(
+        "image deployer-app:{}→{}",
+        digest(&a.images.ids.app),
+        digest(&b.images.ids.app)
+    );
+    assert_eq!(
+        b.changes,
+        ["env ROLLBACK_X changed".to_string(), image_change]
+    );
 
     let load = Load::start(&c, 2, "/api/health", None);
     assert_eq!(deployer(&c, &["rollback", "--yes"]).unwrap(), 0);
@@ -359,7 +395,17 @@ fn swarm_rollback_pins_the_revision_and_records_it() {
     let all = revisions(&c);
     assert_eq!(all.len(), 3);
     assert_eq!(all[2].cause, Cause::Rollback { to: 1 });
-    assert_eq!(all[2].changes, ["env ROLLBACK_X changed"]);
+    assert_eq!(
+        all[2].changes,
+        [
+            "env ROLLBACK_X changed".to_string(),
+            format!(
+                "image deployer-app:{}→{}",
+                digest(&b.images.ids.app),
+                digest(&a.images.ids.app)
+            )
+        ]
+    );
     assert_eq!(
         statuses(&c),
         [Status::Superseded, Status::Superseded, Status::Deployed]
