@@ -788,3 +788,55 @@ pub fn base_dir(file: &Path) -> PathBuf {
         _ => PathBuf::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(source: ApplyError) -> DeployError {
+        DeployError::Apply {
+            action: "apply",
+            cluster: "t".into(),
+            recorded: None,
+            source,
+        }
+    }
+
+    #[test]
+    fn a_failed_apply_says_what_was_rolled_back_on_either_target() {
+        let step = |source: TargetError| ApplyError::Step {
+            step: "deploy t-app".into(),
+            source: Box::new(source),
+        };
+        let swarm = failed(step(TargetError::Swarm(SwarmError::RolledBack {
+            service: "t-app".into(),
+            message: "update rolled back due to failure or early termination of task".into(),
+        })));
+        assert_eq!(
+            rolled_back(&swarm).as_deref(),
+            Some("Swarm rolled t-app back (update rolled back due to failure or early termination of task)")
+        );
+        let docker = failed(ApplyError::RolledBack {
+            why: "the new t-app-1 must pass its health gate; the old one keeps serving".into(),
+            source: Box::new(step(TargetError::Swarm(SwarmError::NotAManager {
+                address: "x".into(),
+                state: "inactive".into(),
+            }))),
+        });
+        assert_eq!(
+            rolled_back(&docker).as_deref(),
+            Some("the new t-app-1 must pass its health gate; the old one keeps serving")
+        );
+        let plain = failed(step(TargetError::Swarm(SwarmError::NotAManager {
+            address: "x".into(),
+            state: "inactive".into(),
+        })));
+        assert_eq!(rolled_back(&plain), None);
+        assert_eq!(
+            error_lines(&plain),
+            "apply of cluster `t` failed; run `deployer apply` again to converge from here\n\
+             step `deploy t-app` failed\n\
+             the engine at x is not a swarm manager (inactive); run `docker swarm init` there, or point [swarm] manager at a manager"
+        );
+    }
+}

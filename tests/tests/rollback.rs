@@ -111,6 +111,21 @@ impl Drop for Tag {
     }
 }
 
+/// The example file on app image `tag`, with `ROLLBACK_X = x` and `extra` lines in [app.env].
+fn edit(tag: &str, x: &str, extra: &str) -> impl FnOnce(String) -> String {
+    let (tag, x, extra) = (tag.to_string(), x.to_string(), extra.to_string());
+    move |t: String| {
+        t.replace(
+            "image = \"deployer-app:latest\"",
+            &format!("image = \"{tag}\""),
+        )
+        .replace(
+            "RUST_LOG = \"info\"",
+            &format!("RUST_LOG = \"info\"\nROLLBACK_X = \"{x}\"\n{extra}"),
+        )
+    }
+}
+
 /// (env, image ID) of each app node container.
 fn nodes(c: &Cluster) -> Vec<(Vec<String>, String)> {
     (1..=3)
@@ -152,20 +167,7 @@ fn rollback_under_load_runs_the_previous_revision_and_history_tells_the_story() 
     let _serial = serial();
     let c = Cluster::new("rollback");
     let tag = Tag::new(&format!("deployer-app:{}", c.name));
-    let file = |x: &str, extra: &str| {
-        let tag = tag.0.clone();
-        let (x, extra) = (x.to_string(), extra.to_string());
-        move |t: String| {
-            t.replace(
-                "image = \"deployer-app:latest\"",
-                &format!("image = \"{tag}\""),
-            )
-            .replace(
-                "RUST_LOG = \"info\"",
-                &format!("RUST_LOG = \"info\"\nROLLBACK_X = \"{x}\"\n{extra}"),
-            )
-        }
-    };
+    let file = |x: &str, extra: &str| edit(&tag.0, x, extra);
 
     // A: X=1 on the first image.
     c.write(file("1", ""));
@@ -335,19 +337,7 @@ fn swarm_rollback_pins_the_revision_and_records_it() {
     let c = Cluster::on_swarm("rollback", 4006);
     let mut tag = Tag::new(&format!("deployer-app:{}", c.name));
     let name = tag.0.clone();
-    let file = |x: &str| {
-        let (x, tag) = (x.to_string(), name.clone());
-        move |t: String| {
-            t.replace(
-                "image = \"deployer-app:latest\"",
-                &format!("image = \"{tag}\""),
-            )
-            .replace(
-                "RUST_LOG = \"info\"",
-                &format!("RUST_LOG = \"info\"\nROLLBACK_X = \"{x}\""),
-            )
-        }
-    };
+    let file = |x: &str| edit(&name, x, "");
     tag.push(&c);
     c.write(file("1"));
     let a = apply(&c).unwrap();
