@@ -5,9 +5,11 @@
 //! failed, when its images are gone, or when the database's schema moved past what its image
 //! knows ([`crate::history::migrations`]). cluster.toml itself is left as it is.
 
-use crate::deploy::{ConnectionsError, DeployError, Deployment, Prepared};
+use std::path::Path;
+
+use crate::deploy::{base_dir, ConnectionsError, DeployError, Deployment, Prepared};
 use crate::history::migrations::{self, Fits, Refusal};
-use crate::history::{self, PickError, Revision, StoreError};
+use crate::history::{self, PickError, Revision, Store, StoreError};
 use crate::plan::Goal;
 
 /// A rollback ready to be shown, confirmed and carried out (through its
@@ -43,12 +45,18 @@ pub enum RollbackError {
     Deploy(#[from] DeployError),
 }
 
-/// Prepares the rollback of `current`'s cluster to revision `to` (by default the one that
-/// applied before the deployed one). Changes nothing. The caller holds the cluster's lock.
-pub async fn prepare(current: &Deployment, to: Option<u32>) -> Result<Rollback, RollbackError> {
-    let revisions = current.history().list()?;
-    let target = history::rollback_target(current.names().cluster(), &revisions, to)?.clone();
-    let deployment = Deployment::open_revision(current.file(), &target).await?;
+/// Prepares the rollback of `cluster`, whose file is `file`, to revision `to` (by default the
+/// one that applied before the deployed one). Changes nothing. Only the revision's own
+/// cluster.toml is read, so a rollback works while `file` is broken. The caller holds the
+/// cluster's lock.
+pub async fn prepare(
+    file: &Path,
+    cluster: &str,
+    to: Option<u32>,
+) -> Result<Rollback, RollbackError> {
+    let revisions = Store::at(&base_dir(file), cluster).list()?;
+    let target = history::rollback_target(cluster, &revisions, to)?.clone();
+    let deployment = Deployment::open_revision(file, &target).await?;
     let database = deployment
         .migrations()
         .await

@@ -167,7 +167,12 @@ fn rollback_under_load_runs_the_previous_revision_and_history_tells_the_story() 
     let _serial = serial();
     let c = Cluster::new("rollback");
     let tag = Tag::new(&format!("deployer-app:{}", c.name));
-    let file = |x: &str, extra: &str| edit(&tag.0, x, extra);
+    // A failing health gate gives up after health_timeout: 20 s is plenty for a healthy node.
+    let name = tag.0.clone();
+    let file = |x: &str, extra: &str| {
+        let edit = edit(&name, x, extra);
+        move |t: String| edit(t.replace("health_timeout = 60", "health_timeout = 20"))
+    };
 
     // A: X=1 on the first image.
     c.write(file("1", ""));
@@ -329,6 +334,20 @@ fn rollback_under_load_runs_the_previous_revision_and_history_tells_the_story() 
     );
     assert_eq!(revisions(&c).len(), 4);
     assert_eq!(deployer(&c, &["history", "--json"]).unwrap(), 0);
+
+    // A broken cluster.toml still names its cluster: a rollback reads only the revision's file
+    // (here to the deployed revision: nothing to do, nothing recorded).
+    std::fs::write(
+        c.file(),
+        format!("[cluster]\nname = \"{}\"\n[app]\nnodes = 0\n", c.name),
+    )
+    .unwrap();
+    assert_eq!(
+        deployer(&c, &["rollback", "--to", "3", "--yes"]).unwrap(),
+        0
+    );
+    assert_eq!(revisions(&c).len(), 4);
+    c.write(file("1", ""));
 }
 
 #[test]

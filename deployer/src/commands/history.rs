@@ -5,11 +5,12 @@ use std::path::Path;
 use anyhow::{anyhow, Context};
 use serde_json::json;
 
-use super::cluster::{confirm, open, print_plan};
+use super::cluster::{confirm, print_plan};
 use super::{HistoryArgs, Outcome, Progress, RollbackArgs};
 use crate::deploy::base_dir;
 use crate::history::migrations::Fits;
 use crate::history::{self, Cause, Revision, Store};
+use crate::lock::Lock;
 
 /// The cluster's name from its file; a file that no longer validates still names its
 /// cluster, so its history can be read (and a good revision found) while it is broken.
@@ -96,18 +97,17 @@ pub fn history(file: &Path, args: &HistoryArgs) -> anyhow::Result<Outcome> {
 }
 
 pub async fn rollback(file: &Path, args: &RollbackArgs) -> anyhow::Result<Outcome> {
-    let Some(current) = open(file, false).await? else {
-        return Ok(Outcome::Failed);
-    };
-    let _lock = current.lock()?;
-    let r = crate::rollback::prepare(&current, args.to).await?;
+    // Only the revision's own file is needed: a broken cluster.toml (a bad edit is a reason
+    // to roll back) still names its cluster.
+    let cluster = cluster_name(file)?;
+    let _lock = Lock::take(&base_dir(file), &cluster)?;
+    let r = crate::rollback::prepare(file, &cluster, args.to).await?;
     let to = r.to.number;
     let from = r.from.as_ref().map_or("no revision".to_string(), |f| {
         format!("revision {}", f.number)
     });
     println!(
-        "Rolling back cluster `{}` from {from} to revision {to} ({}, {} UTC): {}",
-        current.names().cluster(),
+        "Rolling back cluster `{cluster}` from {from} to revision {to} ({}, {} UTC): {}",
         r.to.description(),
         when(&r.to.at),
         r.changes.join(", ")
