@@ -356,9 +356,13 @@ fn swarm_rollback_pins_the_revision_and_records_it() {
     let c = Cluster::on_swarm("rollback", 4006);
     let mut tag = Tag::new(&format!("deployer-app:{}", c.name));
     let name = tag.0.clone();
-    let file = |x: &str| edit(&name, x, "");
+    // A failing update gives up after health_timeout (as in swarm.rs: tasks are healthy within it).
+    let file = |x: &str, extra: &str| {
+        let edit = edit(&name, x, extra);
+        move |t: String| edit(t.replace("health_timeout = 60", "health_timeout = 10"))
+    };
     tag.push(&c);
-    c.write(file("1"));
+    c.write(file("1", ""));
     let a = apply(&c).unwrap();
     assert!(a.images.ids.app.contains("@sha256:"), "{:?}", a.images);
     assert_eq!(a.target, "swarm");
@@ -366,7 +370,7 @@ fn swarm_rollback_pins_the_revision_and_records_it() {
     // B: X=2, and the tag rebuilt and pushed again: the registry's tag names another digest.
     tag.rebuild("b");
     tag.push(&c);
-    c.write(file("2"));
+    c.write(file("2", ""));
     let b = apply(&c).unwrap();
     assert_ne!(a.images.ids.app, b.images.ids.app);
     let digest = |id: &str| id.rsplit_once("sha256:").unwrap().1[..4].to_string();
@@ -385,22 +389,26 @@ fn swarm_rollback_pins_the_revision_and_records_it() {
     load.assert_none_failed(20, "the rollback on the swarm");
 
     // The app service's tasks run A's spec: its env and its pinned digest.
-    let out = Command::new("docker")
-        .args(["-H", &Lab::get().var("DOCKER_HOST")])
-        .args(["service", "inspect", &format!("{}-app", c.name)])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let spec = &v[0]["Spec"]["TaskTemplate"]["ContainerSpec"];
-    let env: Vec<&str> = spec["Env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap())
-        .collect();
-    assert!(env.contains(&"ROLLBACK_X=1"), "{env:?}");
-    assert_eq!(spec["Image"], a.images.ids.app.as_str());
+    let service_env = || -> (Vec<String>, String) {
+        let out = Command::new("docker")
+            .args(["-H", &Lab::get().var("DOCKER_HOST")])
+            .args(["service", "inspect", &format!("{}-app", c.name)])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let spec = &v[0]["Spec"]["TaskTemplate"]["ContainerSpec"];
+        let env = spec["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap().to_string())
+            .collect();
+        (env, spec["Image"].as_str().unwrap().to_string())
+    };
+    let (env, image) = service_env();
+    assert!(env.contains(&"ROLLBACK_X=1".to_string()), "{env:?}");
+    assert_eq!(image, a.images.ids.app);
     let all = revisions(&c);
     assert_eq!(all.len(), 3);
     assert_eq!(all[2].cause, Cause::Rollback { to: 1 });
@@ -420,4 +428,35 @@ fn swarm_rollback_pins_the_revision_and_records_it() {
         [Status::Superseded, Status::Superseded, Status::Deployed]
     );
     assert!(c.plan().to_string().contains("ROLLBACK_X"), "{}", c.plan());
+
+    // An update Swarm rolls back (the app refuses JWT_TTL_SECS = 0 at start): recorded as
+    // failed, the service back on revision 3's spec.
+    c.write(file("2", "JWT_TTL_SECS = \"0\""));
+    let e = format!("{:#}", apply(&c).unwrap_err());
+    assert!(
+        e.contains("(recorded as revision 4: `deployer history`)"),
+        "{e}"
+    );
+    let failed = &revisions(&c)[3];
+    assert_eq!(failed.outcome, Outcome::Failed);
+    assert!(
+        failed
+            .description()
+            .starts_with("apply failed; rolled back: Swarm rolled"),
+        "{}",
+        failed.description()
+    );
+    assert_eq!(
+        statuses(&c),
+        [
+            Status::Superseded,
+            Status::Superseded,
+            Status::Deployed,
+            Status::Failed
+        ]
+    );
+    let (env, image) = service_env();
+    assert!(env.contains(&"ROLLBACK_X=1".to_string()), "{env:?}");
+    assert_eq!(image, a.images.ids.app);
+    c.write(file("1", ""));
 }
