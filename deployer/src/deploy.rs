@@ -376,18 +376,17 @@ impl Deployment {
                 }
                 None => ids.app.clone(),
             };
-            if self
+            if let Err(e) = self
                 .engine
                 .docker
                 .inspect_registry_image(&by_digest, None)
                 .await
-                .is_err()
             {
                 return Err(gone(
                     "app",
                     &ids.app,
                     &refs.app,
-                    format!("in the registry {}", s.registry()),
+                    format!("in the registry {} (the manager says: {e})", s.registry()),
                 ));
             }
             return Ok(ids.clone());
