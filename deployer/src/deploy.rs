@@ -65,6 +65,16 @@ pub enum DeployError {
         dir.display()
     )]
     SecretsLost { volume: String, dir: PathBuf },
+    #[error(
+        "the database volume {volume} was created with another database password than the one in {}: \
+         the secrets were made afresh (by `deployer render`, or copied from another cluster), and no \
+         node could connect to the existing data. Nothing was changed.\n\
+         hint: restore the directory {} from a backup (it holds db_password and jwt_secret); \
+         or, to start over without the data, run `deployer destroy --volumes`, then `deployer apply`",
+        dir.join(secrets::DB_PASSWORD_FILE).display(),
+        dir.display()
+    )]
+    SecretsReplaced { volume: String, dir: PathBuf },
     #[error("rendering templates")]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -246,6 +256,22 @@ impl Deployment {
                 volume: self.names.volume(),
                 dir,
             });
+        }
+        // The password file exists, but is it the one the data was made with? (`render`
+        // makes secrets afresh when they are gone, for the compose path.)
+        if let (true, Some(recorded)) = (
+            observed.volume.is_owned(),
+            observed.volume_password_check.as_deref(),
+        ) {
+            let path = dir.join(secrets::DB_PASSWORD_FILE);
+            let password =
+                std::fs::read_to_string(&path).map_err(|source| SecretError { path, source })?;
+            if secrets::password_check(self.names.cluster(), &password) != recorded {
+                return Err(DeployError::SecretsReplaced {
+                    volume: self.names.volume(),
+                    dir,
+                });
+            }
         }
         Ok(())
     }
