@@ -388,5 +388,96 @@ fn the_pooler_runs_on_a_swarm_and_toggles_under_database_load_without_failed_req
             .into_iter()
             .any(|l| l.starts_with(&format!("service {}-pooler-", c.name)));
         assert_eq!(pooler, what == "on", "{:?}", labelled(&c));
+        // `status` reads the pooler's pools on its admin console, through a one-off task.
+        let pools = c.rt.block_on(async {
+            let d = c.deployment().await.unwrap();
+            let observed = d.observe().await.unwrap();
+            d.pooler_pools(&observed).await
+        });
+        if what == "on" {
+            let pools = pools.unwrap().expect("a pooler");
+            assert!(pools.iter().any(|p| p.database == "app"), "{pools:?}");
+        }
     }
+}
+
+/// `deployer verify` on a swarm: every look inside (each node's health and readiness on the
+/// overlay network, the token on every task directly, SQL, the balancer's log) runs as a
+/// one-off task; every check passes, and the cluster is left as found. `--chaos` is refused
+/// with the reason.
+#[test]
+fn verify_looks_inside_a_swarm_through_one_off_tasks_and_passes() {
+    let _serial = serial();
+    let c = Cluster::on_swarm("swarmvfy", 4001);
+    c.apply().unwrap();
+    let loaded = deployer::config::load(&c.file()).unwrap();
+    let options = deployer::verify::Options {
+        requests: 300,
+        url: Some(format!("http://{}", c.reach)),
+        ..Default::default()
+    };
+    let chaos = deployer::verify::Options {
+        chaos: true,
+        ..options.clone()
+    };
+    let err =
+        c.rt.block_on(deployer::verify::verify(
+            &loaded,
+            &c.file(),
+            &chaos,
+            &mut |_| {},
+        ))
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--chaos"), "{err:#}");
+
+    let report =
+        c.rt.block_on(deployer::verify::verify(
+            &loaded,
+            &c.file(),
+            &options,
+            &mut |_| {},
+        ))
+        .unwrap();
+    let shown: Vec<String> = report.checks.iter().map(|c| c.line()).collect();
+    println!("{}", shown.join("\n"));
+    assert!(report.passed(), "{}", shown.join("\n"));
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "balancer",
+            "nodes",
+            "distribution",
+            "database",
+            "auth",
+            "jobs",
+            "load",
+            "cleanup"
+        ]
+    );
+    let figures = |name: &str| report.check(name).unwrap().figures.clone();
+    assert_eq!(figures("nodes")["healthy"], 3, "{}", figures("nodes"));
+    let auth = figures("auth");
+    assert!(auth["served_by"].as_object().unwrap().len() >= 2, "{auth}");
+    assert!(
+        auth["direct"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == 200),
+        "{auth}"
+    );
+    let jobs = figures("jobs");
+    assert_eq!(jobs["completed_once"], 50, "{jobs}");
+
+    // As found: nothing to apply, no probe job left behind.
+    assert!(c.plan().is_empty(), "{}", c.plan());
+    let left = labelled(&c);
+    assert!(
+        !left
+            .iter()
+            .any(|l| l.contains("-probe-") || l.contains("-sql")),
+        "{left:?}"
+    );
+    c.destroy();
 }

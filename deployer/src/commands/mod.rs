@@ -5,6 +5,7 @@
 
 mod cluster;
 mod files;
+mod history;
 mod logs;
 mod progress;
 mod verify;
@@ -110,6 +111,34 @@ pub enum Command {
     )]
     Apply(ApplyArgs),
 
+    /// Roll the cluster back to an earlier revision (by default the one before).
+    #[command(
+        long_about = "Run an earlier revision of the cluster again: the cluster.toml it applied, \
+            with the images it ran pinned by ID (on a swarm, by registry digest) even when \
+            [app] image's tag now points elsewhere. Planned and shown like an apply, confirmed \
+            (on a terminal, or --yes), carried out health-gated with the rolling update (no \
+            failed request), and recorded as a new revision. Without --to, goes to the last \
+            revision that applied before the deployed one. Refused before anything changes \
+            when the database has a migration the revision's image does not know (the schema \
+            moved forward), when the revision failed, or when its images are gone. \
+            cluster.toml is not rewritten: afterwards `deployer plan` shows the way from the \
+            running cluster back to the file; `deployer history --show N` prints the \
+            revision's file.",
+        after_help = "Examples:\n  deployer rollback                 # to the revision before the deployed one\n  deployer rollback --to 3          # to revision 3 (see `deployer history`)\n  deployer rollback --to 3 --yes    # without asking\n  deployer history --show 3 > cluster.toml   # then make the file match"
+    )]
+    Rollback(RollbackArgs),
+
+    /// List the cluster's revisions: each apply and rollback, its outcome and what changed.
+    #[command(
+        long_about = "List the revisions recorded in .deployer/revisions/<cluster>/ next to \
+            cluster.toml, as `helm history` does: number, when, status (deployed, superseded, \
+            failed), what it was (apply, rollback to N, failed and rolled back by a health \
+            gate) and what changed since the revision before it (nodes 3→5, image \
+            deployer-app:ab12→cd34, env FOO changed). Reads files only; never a secret.",
+        after_help = "Examples:\n  deployer history\n  deployer history --json\n  deployer history --show 3                  # revision 3's cluster.toml\n  deployer history --show 3 > cluster.toml"
+    )]
+    History(HistoryArgs),
+
     /// Show each service and node, its health, and the connections in use (and the pooler's pools).
     #[command(after_help = "Examples:\n  deployer status\n  deployer status --json")]
     Status(JsonFlag),
@@ -152,8 +181,9 @@ pub enum Command {
             (req/s, p50, p99, errors). With --chaos, also stops one node, counts failed \
             requests while it is down, and brings it back with the deployer's own convergence. \
             Its test user and jobs are labelled and deleted at the end. Exits 1 when any \
-            check fails.",
-        after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50"
+            check fails. On a swarm, the looks inside run as one-off tasks on the cluster's \
+            network, and --chaos is refused (a manager cannot stop one task on another host).",
+        after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50\n  deployer verify --url http://127.0.0.1:14000   # a swarm's balancer through a forwarded port"
     )]
     Verify(VerifyArgs),
 
@@ -220,6 +250,26 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The revision to roll back to [default: the one that applied before the deployed one].
+    #[arg(long, value_name = "REVISION")]
+    pub to: Option<u32>,
+    /// Roll back without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print a machine-readable history on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the cluster.toml revision N applied, and nothing else.
+    #[arg(long, value_name = "N", conflicts_with = "json")]
+    pub show: Option<u32>,
+}
+
+#[derive(Debug, Args)]
 pub struct DestroyArgs {
     /// Also remove the database volume (all data).
     #[arg(long)]
@@ -234,6 +284,10 @@ pub struct VerifyArgs {
     /// Also stop one node, count failed requests, and bring it back with apply's convergence.
     #[arg(long)]
     pub chaos: bool,
+    /// The balancer as this machine reaches it, when not at the file's address (e.g. a
+    /// swarm's balancer host through a forwarded port): `http://127.0.0.1:14000`.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
     /// Print a machine-readable result on stdout.
     #[arg(long)]
     pub json: bool,
@@ -277,6 +331,7 @@ impl From<&VerifyArgs> for crate::verify::Options {
             jobs: a.jobs,
             jobs_deadline: Duration::from_secs(a.jobs_deadline.into()),
             chaos_duration: Duration::from_secs(a.chaos_seconds.into()),
+            url: a.url.clone(),
         }
     }
 }
@@ -310,6 +365,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Images => files::images(file),
         Command::Plan(a) => runtime()?.block_on(cluster::plan(file, a)),
         Command::Apply(a) => runtime()?.block_on(cluster::apply(file, a)),
+        Command::Rollback(a) => runtime()?.block_on(history::rollback(file, a)),
+        Command::History(a) => history::history(file, a),
         Command::Status(a) => runtime()?.block_on(cluster::status(file, a.json)),
         Command::Destroy(a) => runtime()?.block_on(cluster::destroy(file, a)),
         Command::Build => runtime()?.block_on(cluster::build(file)),

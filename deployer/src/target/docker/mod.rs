@@ -252,8 +252,15 @@ impl DockerTarget {
                     .await?
             }
             Step::CreateVolume { name } => {
-                e.create_volume(name, realise::cluster_labels(&self.model))
-                    .await?
+                let mut labels = realise::cluster_labels(&self.model);
+                labels.insert(
+                    crate::names::LABEL_PASSWORD_CHECK.to_string(),
+                    crate::secrets::password_check(
+                        self.model.names.cluster(),
+                        &self.secrets()?.db_password,
+                    ),
+                );
+                e.create_volume(name, labels).await?
             }
             Step::Create { names } => self.each(names, |n| self.create(n)).await?,
             Step::Start { names } => {
