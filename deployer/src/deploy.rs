@@ -67,6 +67,14 @@ pub enum DeployError {
     Render(#[from] RenderError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(
+        "stopping the nodes of cluster `{cluster}` failed; run `deployer apply` to bring them back"
+    )]
+    StopNodes {
+        cluster: String,
+        #[source]
+        source: ApplyError,
+    },
     #[error("{action} of cluster `{cluster}` failed; run `deployer {action}` again to converge from here")]
     Apply {
         action: &'static str,
@@ -340,6 +348,29 @@ impl Deployment {
         Ok(Applied {
             left: plan::plan(&prepared.model, &after, prepared.goal)?,
         })
+    }
+}
+
+impl Deployment {
+    /// Stops every app node of the cluster as `observed`, through the applier, so
+    /// nothing writes to the database (a restore); the steps carried out. A
+    /// convergence ([`Deployment::prepare`], [`Deployment::apply`]) brings them
+    /// back, health-gated.
+    pub async fn stop_nodes(
+        &self,
+        model: &Model,
+        observed: &Observed,
+        events: &dyn Events,
+    ) -> Result<Vec<Step>> {
+        let target = self.target(model.clone(), Some(self.secrets()?));
+        let steps = target.stop_nodes(observed);
+        apply::apply(&target, &steps, events)
+            .await
+            .map_err(|source| DeployError::StopNodes {
+                cluster: self.names.cluster().to_string(),
+                source,
+            })?;
+        Ok(steps)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::deploy::{base_dir, Deployment, Prepared};
 use crate::plan::Goal;
 use crate::steps;
 
-async fn open(file: &Path, json_out: bool) -> anyhow::Result<Option<Deployment>> {
+pub(super) async fn open(file: &Path, json_out: bool) -> anyhow::Result<Option<Deployment>> {
     let Some(loaded) = load_or_report(file, json_out)? else {
         return Ok(None);
     };
@@ -57,7 +57,7 @@ pub async fn plan(file: &Path, args: &PlanArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+pub(super) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }
