@@ -263,6 +263,7 @@ impl Database {
             }),
             ..Default::default()
         };
+        self.ensure_image().await?;
         self.engine.create(name, body).await?;
         if !self.password_file.is_empty() {
             self.engine.upload(name, self.password_file.clone()).await?;
@@ -322,6 +323,25 @@ impl Database {
             fed?;
         }
         Ok((code, written, stderr))
+    }
+
+    /// PostgreSQL's image on this engine: on a swarm the manager may not have run
+    /// the database yet, so it pulls the reference the file names, as a host would.
+    async fn ensure_image(&self) -> Result<()> {
+        let image = &self.postgres.image;
+        if self.engine.image_id(image).await?.is_some() {
+            return Ok(());
+        }
+        let opts = q::CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut pull = self.engine.docker.create_image(Some(opts), None, None);
+        while let Some(r) = pull.next().await {
+            r.map_err(api(format!(
+                "pulling {image} for the database client (it is not on this engine)"
+            )))?;
+        }
+        Ok(())
     }
 
     async fn exit_code(&self) -> Result<i64> {
