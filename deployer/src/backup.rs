@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWrite;
 
 use crate::deploy::{base_dir, DeployError, Deployment};
-use crate::events::Events;
+use crate::events::{Event, Events};
 use crate::plan::{Goal, Plan};
 use crate::steps::Step;
 use crate::target::database::{Database, DatabaseError};
@@ -443,6 +443,11 @@ pub async fn restore(
         });
     }
     let stopped = d.stop_nodes(&model, &observed, events).await?;
+    events.event(Event::Note(&format!(
+        "restoring {} into `{}` in one transaction (the nodes are stopped: nothing writes meanwhile)",
+        checked.file.display(),
+        d.spec().database().name()
+    )));
     let restore_start = Instant::now();
     let restored = async {
         let file = tokio::fs::File::open(&checked.file)
@@ -455,6 +460,13 @@ pub async fn restore(
     }
     .await;
     let restore = restore_start.elapsed();
+    events.event(Event::Note(&match &restored {
+        Ok(_) => format!(
+            "restored in {:.1}s; bringing the nodes back",
+            restore.as_secs_f64()
+        ),
+        Err(_) => "the restore failed and was rolled back; bringing the nodes back".into(),
+    }));
     // The nodes come back whatever happened: the old data, or the restored data.
     let converged = async {
         let prepared = d.prepare(Goal::Converge).await?;

@@ -11,6 +11,15 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1_000_000.0
 }
 
+/// `14.0 kB`, `312.4 MB`, `1.2 GB`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1_000_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b if b < 1_000_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b => format!("{:.2} GB", b as f64 / 1e9),
+    }
+}
+
 pub async fn backup(file: &Path, args: &BackupArgs) -> anyhow::Result<Outcome> {
     let Some(d) = open(file, false).await? else {
         return Ok(Outcome::Failed);
@@ -24,8 +33,8 @@ pub async fn backup(file: &Path, args: &BackupArgs) -> anyhow::Result<Outcome> {
         b.file.display()
     );
     println!(
-        "  {:.1} MB in {secs:.1}s ({:.1} MB/s)",
-        mb(b.bytes),
+        "  {} in {secs:.1}s ({:.1} MB/s)",
+        size(b.bytes),
         mb(b.bytes) / secs.max(0.001)
     );
     println!("  sha256 {}  (in {})", b.sha256, b.checksum_file.display());
@@ -37,9 +46,9 @@ pub async fn restore(file: &Path, args: &RestoreArgs) -> anyhow::Result<Outcome>
     // The backup file is checked before anything else: a bad one changes nothing.
     let checked = backup::check(&args.backup)?;
     println!(
-        "{}: {:.1} MB, sha256 {} (matches {})",
+        "{}: {}, sha256 {} (matches {})",
         checked.file.display(),
-        mb(checked.bytes),
+        size(checked.bytes),
         checked.sha256,
         backup::checksum_path(&checked.file).display()
     );
@@ -69,18 +78,19 @@ pub async fn restore(file: &Path, args: &RestoreArgs) -> anyhow::Result<Outcome>
         r => r?,
     };
     println!(
-        "\nrestored {} into database `{}` of cluster `{}`: {:.1} MB in {:.1}s ({:.1} MB/s); \
+        "\nrestored {} into database `{}` of cluster `{}`: {} in {:.1}s ({:.1} MB/s); \
          the nodes were stopped meanwhile and are serving again ({:.1}s in all)",
         restored.file.display(),
         d.spec().database().name(),
         d.names().cluster(),
-        mb(restored.bytes),
+        size(restored.bytes),
         restored.restore.as_secs_f64(),
         mb(restored.bytes) / restored.restore.as_secs_f64().max(0.001),
         restored.elapsed.as_secs_f64()
     );
     for (table, rows) in &restored.tables {
-        println!("  {table:<32} {rows:>12} rows");
+        let s = if *rows == 1 { "" } else { "s" };
+        println!("  {table:<32} {rows:>12} row{s}");
     }
     Ok(Outcome::Ok)
 }
