@@ -427,14 +427,7 @@ pub async fn restore(
 ) -> Result<Restored> {
     let start = Instant::now();
     let (database, model, observed) = database(d).await?;
-    let tables = database
-        .query(TABLES_SQL)
-        .await
-        .map_err(|source| BackupError::Database {
-            what: "counting the rows of the database's tables",
-            source,
-        })?;
-    let taken = occupied(&parse_tables(&tables)?);
+    let taken = occupied(&tables(&database, "counting the rows of the database's tables").await?);
     if !taken.is_empty() && !replace {
         return Err(BackupError::NotEmpty {
             database: d.spec().database().name().to_string(),
@@ -481,13 +474,7 @@ pub async fn restore(
         });
     }
     let converged = converged.map_err(|e| BackupError::Converge(Box::new(e)))?;
-    let tables = database
-        .query(TABLES_SQL)
-        .await
-        .map_err(|source| BackupError::Database {
-            what: "counting the rows of the restored tables",
-            source,
-        })?;
+    let tables = tables(&database, "counting the rows of the restored tables").await?;
     Ok(Restored {
         file: checked.file.clone(),
         bytes: checked.bytes,
@@ -495,8 +482,17 @@ pub async fn restore(
         restore,
         converged,
         elapsed: start.elapsed(),
-        tables: parse_tables(&tables)?,
+        tables,
     })
+}
+
+/// Every table of the database with its rows ([`TABLES_SQL`]).
+async fn tables(database: &Database, what: &'static str) -> Result<Vec<(String, u64)>> {
+    let rows = database
+        .query(TABLES_SQL)
+        .await
+        .map_err(|source| BackupError::Database { what, source })?;
+    parse_tables(&rows)
 }
 
 /// An [`AsyncWrite`] that hashes (SHA-256) and keeps the first bytes of what it
