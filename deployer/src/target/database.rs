@@ -1,5 +1,5 @@
 //! The cluster's database from outside, for `deployer backup` and `restore`: a
-//! one-off PostgreSQL client container (`<cluster>-dbtool`) on the cluster's
+//! one-off PostgreSQL client container (`<cluster>-dbtool-<random>`) on the cluster's
 //! network, on the engine the deployer talks to — the single engine, or the
 //! swarm's manager (the cluster's overlay network is attachable, so a plain
 //! container there reaches the PostgreSQL task on whichever host it runs).
@@ -77,6 +77,8 @@ fn api(op: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Database
 /// cluster's own PostgreSQL image) pointed at the cluster's database.
 pub struct Database {
     engine: Engine,
+    cluster: String,
+    /// The tool containers' name before their random suffix.
     container: String,
     postgres: Unit,
     network: String,
@@ -107,6 +109,7 @@ impl Database {
             .unwrap_or_default();
         Ok(Database {
             engine: engine.clone(),
+            cluster: model.names.cluster().to_string(),
             container,
             network: model.network.clone(),
             host,
@@ -203,23 +206,41 @@ impl Database {
         stdin: Option<impl AsyncRead + Unpin + Send>,
         stdout: &mut (impl AsyncWrite + Unpin + Send),
     ) -> Result<(i64, u64, String)> {
-        self.engine.remove(&self.container).await?;
-        let result = self.run_in_container(script, env, stdin, stdout).await;
-        let removed = self.engine.remove(&self.container).await;
+        self.remove_leftovers().await?;
+        // Its own name: a second backup at the same time runs beside it.
+        let name = format!("{}-{:08x}", self.container, rand::random::<u32>());
+        let result = self
+            .run_in_container(&name, script, env, stdin, stdout)
+            .await;
+        let removed = self.engine.remove(&name).await;
         let result = result?;
         removed?;
         Ok(result)
     }
 
+    /// Tool containers of this cluster that no longer run (a deployer killed
+    /// midway leaves its container behind, exited once its client ended).
+    async fn remove_leftovers(&self) -> Result<()> {
+        let label = format!("{LABEL_TOOL}={}", self.cluster);
+        for c in self.engine.containers_with(&[label]).await? {
+            if c.state.as_ref().map(|s| s.to_string()).as_deref() != Some("running") {
+                if let Some(id) = c.id {
+                    self.engine.remove(&id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn run_in_container(
         &self,
+        name: &str,
         script: &str,
         env: &[(&str, &str)],
         stdin: Option<impl AsyncRead + Unpin + Send>,
         stdout: &mut (impl AsyncWrite + Unpin + Send),
     ) -> Result<(i64, u64, String)> {
         let d = &self.engine.docker;
-        let name = &self.container;
         let password = SecretFile::DatabasePassword.path();
         let mut vars: Vec<String> = vec![
             format!("PGHOST={}", self.host),
@@ -240,7 +261,7 @@ impl Database {
             env: Some(vars),
             labels: Some(HashMap::from([(
                 LABEL_TOOL.to_string(),
-                self.postgres.name.clone(),
+                self.cluster.clone(),
             )])),
             attach_stdin: Some(with_stdin),
             open_stdin: Some(with_stdin),
@@ -316,7 +337,7 @@ impl Database {
             Ok::<_, DatabaseError>((written, String::from_utf8_lossy(&stderr).into_owned()))
         };
         let (fed, drained) = tokio::join!(feed, drain);
-        let code = self.exit_code().await?;
+        let code = self.exit_code(name).await?;
         // A client that failed may stop reading its input: its own error says why.
         let (written, stderr) = drained?;
         if code == 0 {
@@ -344,17 +365,17 @@ impl Database {
         Ok(())
     }
 
-    async fn exit_code(&self) -> Result<i64> {
+    async fn exit_code(&self, name: &str) -> Result<i64> {
         let mut stream = self
             .engine
             .docker
-            .wait_container(&self.container, None::<q::WaitContainerOptions>);
+            .wait_container(name, None::<q::WaitContainerOptions>);
         let mut code = 0;
         while let Some(r) = stream.next().await {
             match r {
                 Ok(w) => code = w.status_code,
                 Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-                Err(e) => return Err(api(format!("waiting for {}", self.container))(e)),
+                Err(e) => return Err(api(format!("waiting for {name}"))(e)),
             }
         }
         Ok(code)
