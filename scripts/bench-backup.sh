@@ -3,7 +3,8 @@
 # database of a few hundred MB, on the single engine and (SWARM=1) on the swarm lab.
 #   1. a 1-node cluster; ROWS generated rows (SQL generate_series: ~200 bytes of text each, md5
 #      hex, which compresses about as real text does) in a table beside the app's, plus users;
-#   2. `deployer backup`: its seconds, the dump's size, MB/s of database and of dump;
+#   2. `deployer backup`: its seconds, the dump's size, MB/s of database and of dump; and, as the
+#      reference, pg_dump alone inside the PostgreSQL container to /dev/null;
 #   3. `deployer restore --yes` of that dump into the same (non-empty) database: its seconds in
 #      all (nodes stopped, restore, nodes back health-gated) and the restore transaction's own,
 #      MB/s; the row count checked afterwards.
@@ -88,6 +89,14 @@ t="$(now)"; run backup --out "$W/bench.dump"; BK="$(since "$t")"
 DUMP_MB="$(awk -v b="$(stat -c %s "$W/bench.dump")" 'BEGIN { printf "%.1f", b / 1e6 }')"
 echo "backup:  $BK s, dump $DUMP_MB MB; $(mbps "$DB_MB" "$BK") MB/s of database, $(mbps "$DUMP_MB" "$BK") MB/s of dump"
 sed -n 's/^/  | /p' "$W/out.log"
+
+# The reference: pg_dump alone, in the PostgreSQL container, to /dev/null (no network, no
+# streaming, no file): what the backup costs beyond pg_dump's own work (reading, compressing).
+c="$("${DOCKER[@]}" ps -q --filter "name=^$NAME-postgres" | head -1)"
+t="$(now)"
+"${DOCKER[@]}" exec "$c" sh -c 'PGPASSWORD="$(cat /run/secrets/db_password)" pg_dump -h 127.0.0.1 -U app -d app --format=custom >/dev/null'
+REF="$(since "$t")"
+echo "reference: pg_dump -Fc to /dev/null inside the PostgreSQL container: $REF s ($(mbps "$DB_MB" "$REF") MB/s of database)"
 
 t="$(now)"; run restore "$W/bench.dump" --yes; RS="$(since "$t")"
 TX="$(sed -n 's/.* in \([0-9.]*\)s (.*MB\/s); the nodes.*/\1/p' "$W/out.log")"
