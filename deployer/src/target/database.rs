@@ -337,7 +337,7 @@ impl Database {
             Ok::<_, DatabaseError>((written, String::from_utf8_lossy(&stderr).into_owned()))
         };
         let (fed, drained) = tokio::join!(feed, drain);
-        let code = self.exit_code(name).await?;
+        let code = self.engine.exit_code(name).await?;
         // A client that failed may stop reading its input: its own error says why.
         let (written, stderr) = drained?;
         if code == 0 {
@@ -363,21 +363,5 @@ impl Database {
             )))?;
         }
         Ok(())
-    }
-
-    async fn exit_code(&self, name: &str) -> Result<i64> {
-        let mut stream = self
-            .engine
-            .docker
-            .wait_container(name, None::<q::WaitContainerOptions>);
-        let mut code = 0;
-        while let Some(r) = stream.next().await {
-            match r {
-                Ok(w) => code = w.status_code,
-                Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
-                Err(e) => return Err(api(format!("waiting for {name}"))(e)),
-            }
-        }
-        Ok(code)
     }
 }
