@@ -95,6 +95,9 @@ mod tests {
         fn schedule(&self, _: &Plan) -> Vec<Step> {
             Vec::new()
         }
+        fn stop_nodes(&self, _: &Observed) -> Vec<Step> {
+            Vec::new()
+        }
         async fn execute(&self, step: &Step, _: &dyn Events) -> Result<(), Unhealthy> {
             self.done.lock().unwrap().push(step.to_string());
             match step {

@@ -85,6 +85,14 @@ pub enum DeployError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Logs(#[from] LogsError),
+    #[error(
+        "stopping the nodes of cluster `{cluster}` failed; run `deployer apply` to bring them back"
+    )]
+    StopNodes {
+        cluster: String,
+        #[source]
+        source: ApplyError,
+    },
     #[error("{action} of cluster `{cluster}` failed{}; run `deployer {action}` again to converge from here",
         recorded.map(|n| format!(" (recorded as revision {n}: `deployer history`)")).unwrap_or_default())]
     Apply {
@@ -671,6 +679,29 @@ fn rolled_back(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         cause = c.source();
     }
     None
+}
+
+impl Deployment {
+    /// Stops every app node of the cluster as `observed`, through the applier, so
+    /// nothing writes to the database (a restore); the steps carried out. A
+    /// convergence ([`Deployment::prepare`], [`Deployment::apply`]) brings them
+    /// back, health-gated.
+    pub async fn stop_nodes(
+        &self,
+        model: &Model,
+        observed: &Observed,
+        events: &dyn Events,
+    ) -> Result<Vec<Step>> {
+        let target = self.target(model.clone(), Some(self.secrets()?));
+        let steps = target.stop_nodes(observed);
+        apply::apply(&target, &steps, events)
+            .await
+            .map_err(|source| DeployError::StopNodes {
+                cluster: self.names.cluster().to_string(),
+                source,
+            })?;
+        Ok(steps)
+    }
 }
 
 /// How `verify` looks inside the cluster on this deployment's target.

@@ -15,6 +15,7 @@
 //! command layer over it (printing, prompts, exit codes, JSON).
 
 pub mod apply;
+pub mod backup;
 pub mod budget;
 pub mod build;
 pub mod commands;

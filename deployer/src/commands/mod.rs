@@ -3,6 +3,7 @@
 //! `verify`, …), which returns data and typed errors and never prints.
 //! `main.rs` only calls [`run`] and maps its result to an exit code.
 
+mod backup;
 mod cluster;
 mod files;
 mod history;
@@ -204,6 +205,49 @@ pub enum Command {
         after_help = "Examples:\n  deployer logs                      # every unit, all lines kept by the engine\n  deployer logs app --tail 20        # the last 20 lines of each node\n  deployer logs app-2 lb --since 10m\n  deployer logs -f                   # follow, through rollouts; Ctrl-C stops\n  deployer logs app --json | jq 'select(.level == \"ERROR\")'\n  deployer -f prod.toml logs postgres -f"
     )]
     Logs(LogsArgs),
+
+    /// Dump the cluster's database to a file (pg_dump, custom format), with its SHA-256.
+    #[command(
+        long_about = "Dump the cluster's database with pg_dump (custom format: one consistent \
+            snapshot; the nodes keep serving), run inside the cluster (the database is never \
+            published) and streamed to FILE through the Engine API. The file appears only once \
+            complete (written to a temporary file, then renamed), mode 0600, with FILE.sha256 \
+            next to it (sha256sum format), which `deployer restore` checks. Prints the size, \
+            the time and the checksum.",
+        after_help = "Examples:\n  deployer backup                          # backups/<cluster>-<UTC time>.dump\n  deployer backup --out /srv/backups/demo.dump\n  sha256sum -c /srv/backups/demo.dump.sha256"
+    )]
+    Backup(BackupArgs),
+
+    /// Replace the cluster's database with a backup (nodes stopped meanwhile).
+    #[command(
+        long_about = "Restore a file written by `deployer backup` into the cluster's database. \
+            Refused, with nothing changed: a missing file, one that is not a pg_dump custom \
+            archive, one whose SHA-256 does not match FILE.sha256, and a database that holds \
+            rows (unless --yes, or answering yes on a terminal). The app nodes are stopped, so \
+            nothing writes meanwhile; the database's schemas are replaced with the archive's in \
+            one transaction (a failure leaves the database as it was); jobs that were running \
+            when the backup was taken go back to the queue; then the cluster converges as \
+            `apply` does: migrations, the nodes started again, each health-gated.",
+        after_help = "Examples:\n  deployer restore backups/demo-20261127T050102Z.dump\n  deployer restore /srv/backups/demo.dump --yes   # replace a database that holds rows"
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the dump [default: backups/<cluster>-<UTC time>.dump next to cluster.toml].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file (with FILE.sha256 next to it).
+    #[arg(value_name = "FILE")]
+    pub backup: PathBuf,
+    /// Replace a database that holds rows, without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -372,6 +416,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Build => runtime()?.block_on(cluster::build(file)),
         Command::Verify(a) => runtime()?.block_on(verify::verify(file, a)),
         Command::Logs(a) => runtime()?.block_on(logs::logs(file, a)),
+        Command::Backup(a) => runtime()?.block_on(backup::backup(file, a)),
+        Command::Restore(a) => runtime()?.block_on(backup::restore(file, a)),
     }
 }
 

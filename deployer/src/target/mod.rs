@@ -14,6 +14,7 @@ use crate::observed::Observed;
 use crate::plan::Plan;
 use crate::steps::Step;
 
+pub mod database;
 pub mod docker;
 pub mod live_budget;
 pub mod logs;
@@ -27,6 +28,11 @@ pub trait Target: Sync {
 
     /// The steps that carry out `plan` here. Pure.
     fn schedule(&self, plan: &Plan) -> Vec<Step>;
+
+    /// The steps that stop every app node of the cluster as `observed`, so that
+    /// nothing writes to the database (a restore); converging again brings them
+    /// back, health-gated. Pure.
+    fn stop_nodes(&self, observed: &Observed) -> Vec<Step>;
 
     /// Carries out one step (never [`Step::Guarded`]: the applier unfolds those).
     fn execute(
@@ -116,6 +122,13 @@ impl Target for AnyTarget {
         match self {
             AnyTarget::Docker(t) => t.schedule(plan),
             AnyTarget::Swarm(t) => t.schedule(plan),
+        }
+    }
+
+    fn stop_nodes(&self, observed: &Observed) -> Vec<Step> {
+        match self {
+            AnyTarget::Docker(t) => t.stop_nodes(observed),
+            AnyTarget::Swarm(t) => t.stop_nodes(observed),
         }
     }
 

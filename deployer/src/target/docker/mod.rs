@@ -229,6 +229,23 @@ impl Target for DockerTarget {
         schedule(plan, &self.model, self.policy)
     }
 
+    /// Each running node gets its stop signal (SIGKILL after the grace).
+    fn stop_nodes(&self, observed: &Observed) -> Vec<Step> {
+        let names: Vec<String> = observed
+            .units
+            .iter()
+            .filter(|u| u.role == names::Role::App && u.running)
+            .map(|u| u.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Vec::new();
+        }
+        vec![Step::Stop {
+            names,
+            grace: self.spec.rollout().stop_grace(),
+        }]
+    }
+
     async fn execute(&self, step: &Step, events: &dyn Events) -> Result<()> {
         match step {
             Step::Guarded { steps, .. } => {

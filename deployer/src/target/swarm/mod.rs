@@ -331,7 +331,16 @@ impl SwarmTarget {
                 update.state,
                 Some(bollard::models::ServiceUpdateStatusStateEnum::UPDATING)
             );
-            if !updating && running == replicas as usize && wanted.len() == replicas as usize {
+            // Scaled to zero: also until the tasks on their way out have stopped.
+            let stopped = replicas > 0
+                || !tasks
+                    .iter()
+                    .any(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING));
+            if !updating
+                && running == replicas as usize
+                && wanted.len() == replicas as usize
+                && stopped
+            {
                 return Ok(());
             }
             if start.elapsed() > timeout {
@@ -690,6 +699,22 @@ impl Target for SwarmTarget {
 
     fn schedule(&self, plan: &Plan) -> Vec<Step> {
         schedule::schedule(plan, &self.model)
+    }
+
+    /// The app service scaled to zero; the step waits until no task runs.
+    fn stop_nodes(&self, observed: &Observed) -> Vec<Step> {
+        if !observed
+            .units
+            .iter()
+            .any(|u| u.role == crate::names::Role::App)
+        {
+            return Vec::new();
+        }
+        vec![Step::Deploy {
+            service: self.model.names.app_service(),
+            replicas: 0,
+            why: "stop every node".into(),
+        }]
     }
 
     async fn execute(&self, step: &Step, events: &dyn Events) -> Result<()> {

@@ -368,8 +368,8 @@ impl Engine {
         }
     }
 
-    /// Waits for a container to exit; an exit code other than 0 is an error.
-    pub async fn wait_exit(&self, name: &str) -> Result<()> {
+    /// Waits for a container to exit; its exit code.
+    pub async fn exit_code(&self, name: &str) -> Result<i64> {
         let mut stream = self
             .docker
             .wait_container(name, None::<q::WaitContainerOptions>);
@@ -382,6 +382,12 @@ impl Engine {
                 Err(e) => return Err(api(format!("waiting for {name}"))(e)),
             }
         }
+        Ok(code)
+    }
+
+    /// Waits for a container to exit; an exit code other than 0 is an error.
+    pub async fn wait_exit(&self, name: &str) -> Result<()> {
+        let code = self.exit_code(name).await?;
         if code != 0 {
             return Err(EngineError::Exited {
                 container: name.into(),
