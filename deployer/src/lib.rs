@@ -31,6 +31,7 @@ pub mod render;
 pub mod secrets;
 pub mod steps;
 pub mod target;
+pub mod tls;
 pub mod verify;
 
 #[cfg(test)]

@@ -398,6 +398,18 @@ fn conf_reason(old: Option<&str>, new: &str) -> String {
     if !removed.is_empty() {
         parts.push(format!("upstream - {}", removed.join(", ")));
     }
+    // The certificate the config names (HTTPS): a rotation is a reload.
+    let certificate = |s: &str| -> Option<String> {
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix("# certificate sha256 "))
+            .map(|h| h.chars().take(12).collect())
+    };
+    match (certificate(old), certificate(new)) {
+        (Some(a), Some(b)) if a != b => parts.push(format!("certificate sha256 {a}… → {b}…")),
+        (None, Some(_)) => parts.push("HTTPS on".into()),
+        (Some(_), None) => parts.push("HTTPS off".into()),
+        _ => {}
+    }
     if parts.is_empty() {
         let diff = similar::TextDiff::from_lines(old, new);
         let count = |tag| diff.iter_all_changes().filter(|c| c.tag() == tag).count();

@@ -209,14 +209,15 @@ impl<'a> Verifier<'a> {
         let probes = deployment
             .probes()
             .context("reading the database password (was the cluster applied from this file?)")?;
-        let clients = traffic::Clients::new(options.concurrency as usize)?;
+        let (base_url, https) = traffic::balancer(spec);
+        let clients = traffic::Clients::new(options.concurrency as usize, https.as_ref())?;
         Ok(Verifier {
             file,
             loaded,
             probes,
             names,
             options,
-            base_url: traffic::balancer_url(spec.balancer().bind(), spec.balancer().port()),
+            base_url,
             tag: random_tag(),
             clients,
         })

@@ -24,30 +24,85 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    /// `concurrency` is how many keep-alive connections the pooled client keeps.
-    pub fn new(concurrency: usize) -> anyhow::Result<Clients> {
-        let fresh = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
-        let pooled = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
-        Ok(Clients { fresh, pooled })
+    /// `concurrency` is how many keep-alive connections the pooled client keeps; `https` how
+    /// the balancer is reached over HTTPS, when it serves it.
+    pub fn new(concurrency: usize, https: Option<&Https>) -> anyhow::Result<Clients> {
+        let build = |idle: usize| -> anyhow::Result<reqwest::Client> {
+            let mut b = reqwest::Client::builder()
+                .pool_max_idle_per_host(idle)
+                .timeout(REQUEST_TIMEOUT);
+            if let Some(h) = https {
+                b = b.resolve(&h.name, h.addr);
+                for der in &h.roots {
+                    b = b.add_root_certificate(
+                        reqwest::Certificate::from_der(der)
+                            .context("reading the balancer's certificate chain")?,
+                    );
+                }
+            }
+            b.build().context("building the HTTP client")
+        };
+        Ok(Clients {
+            fresh: build(0)?,
+            pooled: build(concurrency)?,
+        })
     }
 }
 
-/// The balancer as clients reach it: an unspecified bind address means loopback works.
-pub(super) fn balancer_url(bind: IpAddr, port: u16) -> String {
-    let ip = match bind {
+/// How verify reaches the balancer over HTTPS: by a name its certificate covers, connecting to
+/// the balancer's own address, and trusting the certificates of its chain (a private CA's, or a
+/// self-signed one) besides the usual roots.
+pub(super) struct Https {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub roots: Vec<Vec<u8>>,
+}
+
+/// An unspecified bind address means loopback works.
+fn reachable(bind: IpAddr) -> IpAddr {
+    match bind {
         IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
+    }
+}
+
+/// The balancer as clients reach it: `http://bind:port`, or with a certificate
+/// `https://<a name it covers>:https_port` (see [`Https`]).
+pub(super) fn balancer(spec: &crate::config::ClusterSpec) -> (String, Option<Https>) {
+    let b = spec.balancer();
+    let ip = reachable(b.bind());
+    let Some(tls) = b.tls() else {
+        return (balancer_url(b.bind(), b.port()), None);
     };
-    format!("http://{}", SocketAddr::new(ip, port))
+    let addr = SocketAddr::new(ip, tls.https_port());
+    let cert = tls.certificate();
+    let name = if cert.covers(&ip.to_string()) {
+        ip.to_string()
+    } else {
+        cert.names
+            .iter()
+            .filter(|n| n.parse::<IpAddr>().is_err())
+            .map(|n| n.replace("*.", "verify."))
+            .next()
+            .unwrap_or_else(|| ip.to_string())
+    };
+    let host = match name.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => name.clone(),
+    };
+    let url = format!("https://{host}:{}", tls.https_port());
+    let https = Https {
+        name,
+        addr,
+        roots: cert.chain_der(),
+    };
+    (url, Some(https))
+}
+
+/// The balancer's plain HTTP address.
+pub(super) fn balancer_url(bind: IpAddr, port: u16) -> String {
+    format!("http://{}", SocketAddr::new(reachable(bind), port))
 }
 
 /// One HTTP request's outcome.

@@ -160,6 +160,16 @@ impl DockerTarget {
             source,
         };
         let previous = self.engine.read_file(&lb, "/etc/nginx/nginx.conf").await?;
+        // The certificate and key the config names, placed first: a rotated certificate
+        // is read by this reload (the config names its fingerprint, so it changed too).
+        let unit = self.unit(&lb)?;
+        let mut previous_files = Vec::new();
+        for file in &unit.secrets {
+            previous_files.push((*file, self.engine.read_file(&lb, file.path()).await?));
+        }
+        if let Some(tar) = realise::secret_files(unit, self.secrets()?).map_err(archive)? {
+            self.engine.upload(&lb, tar).await?;
+        }
         self.engine
             .upload(&lb, realise::nginx_conf(&conf).map_err(archive)?)
             .await?;
@@ -169,6 +179,13 @@ impl DockerTarget {
             .exec(&lb, &["nginx", "-t", "-q"], Some(&user), &[])
             .await?;
         if code != 0 {
+            let kept: Vec<(crate::secrets::SecretFile, Vec<u8>)> = previous_files
+                .into_iter()
+                .filter_map(|(f, bytes)| Some((f, bytes?)))
+                .collect();
+            if let Some(tar) = realise::files(unit, &kept).map_err(archive)? {
+                self.engine.upload(&lb, tar).await?;
+            }
             if let Some(prev) = previous {
                 self.engine
                     .upload(
