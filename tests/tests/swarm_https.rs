@@ -45,6 +45,67 @@ fn secrets(c: &Cluster) -> Vec<String> {
         .collect()
 }
 
+/// Fresh-connection probes every 50 ms in the background: when they failed.
+struct Probe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Gap>,
+}
+
+#[derive(Default)]
+struct Gap {
+    probes: usize,
+    failed: usize,
+    first_failure: Option<Instant>,
+    last_failure: Option<Instant>,
+}
+
+impl Gap {
+    fn outage(&self) -> Duration {
+        match (self.first_failure, self.last_failure) {
+            (Some(a), Some(b)) => b - a,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+impl Probe {
+    fn start(c: &Cluster) -> Probe {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = c
+            .client_builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let (url, s) = (c.url("/api/health"), stop.clone());
+        let handle = std::thread::spawn(move || {
+            let rt = e2e::runtime();
+            let mut gap = Gap::default();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !s.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let ok = rt
+                    .block_on(async { client.get(&url).send().await.ok() })
+                    .is_some_and(|r| r.status() == 200);
+                gap.probes += 1;
+                if !ok {
+                    let now = Instant::now();
+                    gap.failed += 1;
+                    gap.first_failure.get_or_insert(now);
+                    gap.last_failure = Some(now);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            gap
+        });
+        Probe { stop, handle }
+    }
+
+    fn finish(self) -> Gap {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
 #[test]
 fn a_swarm_cluster_serves_https_and_a_rotated_certificate_rolls_its_balancer() {
     let _serial = serial();
@@ -122,29 +183,36 @@ fn a_swarm_cluster_serves_https_and_a_rotated_certificate_rolls_its_balancer() {
         .issue(&["localhost", "127.0.0.1", &host]);
     rotated.write(c.dir.path());
     let fresh = Load::start(&c, 4, "/api/health", None);
+    let probe = Probe::start(&c);
     std::thread::sleep(Duration::from_secs(1));
     let start = Instant::now();
     c.apply().unwrap();
     let took = start.elapsed();
-    // Until the new task answers again.
-    let back = Instant::now();
-    let answered = e2e::wait_for(
+    e2e::wait_for(
         "the balancer to answer again",
         Duration::from_secs(60),
         || {
             c.rt.block_on(async { c.client().get(c.url("/lb/health")).send().await.ok() })
                 .filter(|r| r.status() == 200)
+                .map(drop)
         },
     );
-    drop(answered);
     std::thread::sleep(Duration::from_secs(1));
     let (ok, failed, errors) = fresh.finish();
+    let gap = probe.finish();
     println!(
-        "certificate rotation on the swarm: apply {:.1}s (+{:.1}s until answering); \
-         {ok} requests ok, {failed} failed (new connections, 4 at a time): {errors:?}",
+        "certificate rotation on the swarm: apply {:.1}s; a probe every 50 ms failed from {:.1}s to \
+         {:.1}s after the apply began ({:.1}s without an answer, {} of {} probes); \
+         a 4-worker new-connection loop: {ok} ok, {failed} failed: {errors:?}",
         took.as_secs_f64(),
-        back.elapsed().as_secs_f64()
+        gap.first_failure.map_or(0.0, |t| (t - start).as_secs_f64()),
+        gap.last_failure.map_or(0.0, |t| (t - start).as_secs_f64()),
+        gap.outage().as_secs_f64(),
+        gap.failed,
+        gap.probes,
     );
+    // What the balancer's one task costs: a gap, bounded by a stop and a start of nginx.
+    assert!(gap.outage() < Duration::from_secs(30), "{:?}", gap.outage());
     assert_eq!(
         served_certificate(&c),
         rotated.der,
