@@ -85,3 +85,17 @@ impl Issued {
         self.key_pem.lines().nth(1).unwrap()
     }
 }
+
+/// The certificate the cluster's balancer presents over HTTPS (DER).
+pub fn served_certificate(c: &crate::Cluster) -> Vec<u8> {
+    c.rt.block_on(async {
+        let client = c.client_builder().tls_info(true).build().unwrap();
+        let r = client.get(c.url("/lb/health")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate())
+            .expect("the TLS connection shows the server's certificate")
+            .to_vec()
+    })
+}

@@ -438,6 +438,63 @@ pub fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
     })
 }
 
+/// Waits until the balancer stopped sending to `node` (stopped outside the deployer): ten
+/// answers in a row from the others. A request connecting to the vanished address at that
+/// moment can get a 502 (nginx does not retry across a change of the upstream's addresses):
+/// such a node never left DNS first, so errors only mean "not yet".
+pub fn wait_until_dropped(c: &Cluster, node: &str) {
+    wait_for(
+        &format!("the balancer to drop {node}"),
+        Duration::from_secs(10),
+        || {
+            c.rt.block_on(async {
+                let client = c.client();
+                for _ in 0..10 {
+                    let r = client.get(c.url("/api/health")).send().await.ok()?;
+                    let v: Value = r.json().await.ok()?;
+                    if v["node"].as_str()? == node {
+                        return None;
+                    }
+                }
+                Some(())
+            })
+        },
+    );
+}
+
+/// `GET /api/auth/me` with `token` `n` times through the balancer: each must be a 200; the bodies.
+pub fn me(c: &Cluster, token: &str, n: usize) -> Vec<Value> {
+    c.rt.block_on(async {
+        let client = c.client();
+        let mut bodies = Vec::new();
+        for _ in 0..n {
+            let r = client
+                .get(c.url("/api/auth/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            bodies.push(r.json().await.unwrap());
+        }
+        bodies
+    })
+}
+
+/// `docker ARGS` on this machine's engine (`-H …` first for another); stdout, or a failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A bounded client loop in the background: GET `path` through the balancer (with a
 /// bearer `token` when given), a new connection per request, until stopped (at most
 /// 60 s), counting successes and failures (errors or non-200s).

@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use deployer::plan::Change;
-use e2e::{free_port, nodes_seen, serial, token, wait_for, Cluster, Load};
+use e2e::https::served_certificate;
+use e2e::{
+    docker, free_port, me, nodes_seen, serial, token, wait_for, wait_until_dropped, Cluster, Load,
+};
 use serde_json::Value;
 
 /// GET `path` `n` times, `concurrency` at a time, each on a new connection: (ok, failures).
@@ -30,20 +33,6 @@ fn fire(c: &Cluster, path: &str, n: usize, concurrency: usize) -> (usize, Vec<St
             }
         }
         (ok, failed)
-    })
-}
-
-/// The certificate the balancer presents over HTTPS (DER).
-fn served_certificate(c: &Cluster) -> Vec<u8> {
-    c.rt.block_on(async {
-        let client = c.client_builder().tls_info(true).build().unwrap();
-        let r = client.get(c.url("/lb/health")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        r.extensions()
-            .get::<reqwest::tls::TlsInfo>()
-            .and_then(|i| i.peer_certificate())
-            .expect("the TLS connection shows the server's certificate")
-            .to_vec()
     })
 }
 
@@ -68,19 +57,6 @@ fn curl_http_version(c: &Cluster) -> String {
     assert!(
         out.status.success(),
         "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -183,26 +159,10 @@ fn the_seed_checks_pass_over_https_and_a_rotated_certificate_is_reloaded() {
     // 4. Stateless auth: one login (a sign-up, then a token), /me accepted over and over,
     // whichever node answers.
     let token = token(&c, "https-ada");
-    c.rt.block_on(async {
-        let client = c.client();
-        for _ in 0..30 {
-            let r = client
-                .get(c.url("/api/auth/me"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            let v: Value = r.json().await.unwrap();
-            assert!(
-                v["data"]["email"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("https-ada-"),
-                "{v}"
-            );
-        }
-    });
+    for v in me(&c, &token, 30) {
+        let email = v["data"]["email"].as_str().unwrap();
+        assert!(email.starts_with("https-ada-"), "{v}");
+    }
 
     // The key: a 0400 file of nginx's user in the balancer, in no generated file, no
     // environment, no log line.
@@ -230,26 +190,7 @@ fn the_seed_checks_pass_over_https_and_a_rotated_certificate_is_reloaded() {
     // 5. A node stopped by hand: once nginx dropped it, every request is served by the others.
     let node2 = format!("{}-app-2", c.name);
     docker(&["stop", "-t", "5", &node2]);
-    // A request connecting to the vanished address at that moment can get a 502 (nginx does not
-    // retry across a change of the upstream's addresses): a node stopped by hand never left DNS
-    // first. So: wait until ten answers in a row come from the others.
-    wait_for(
-        "the balancer to drop node 2",
-        Duration::from_secs(10),
-        || {
-            c.rt.block_on(async {
-                let client = c.client();
-                for _ in 0..10 {
-                    let r = client.get(c.url("/api/health")).send().await.ok()?;
-                    let v: Value = r.json().await.ok()?;
-                    if v["node"].as_str()? == node2 {
-                        return None;
-                    }
-                }
-                Some(())
-            })
-        },
-    );
+    wait_until_dropped(&c, &node2);
     let (ok, failed) = fire(&c, "/api/health", 200, 10);
     assert_eq!((ok, failed.len()), (200, 0), "{failed:?}");
     c.apply().unwrap();

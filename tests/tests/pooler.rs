@@ -138,18 +138,7 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
 
     // Requests that query the database work, and PgBouncer carried them.
     let token = e2e::token(&c, "pooler");
-    c.rt.block_on(async {
-        let client = c.client();
-        for _ in 0..30 {
-            let r = client
-                .get(c.url("/api/auth/me"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
-    });
+    e2e::me(&c, &token, 30);
     let pools = psql(&c, &pooler, "pgbouncer", "SHOW POOLS");
     assert!(
         pools.iter().any(|r| r[0] == "app" && r[1] == "app"),

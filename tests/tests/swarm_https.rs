@@ -7,21 +7,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use e2e::https::served_certificate;
 use e2e::{nodes_seen, serial, Cluster, Lab, Load};
-
-/// The certificate the balancer presents over HTTPS (DER).
-fn served_certificate(c: &Cluster) -> Vec<u8> {
-    c.rt.block_on(async {
-        let client = c.client_builder().tls_info(true).build().unwrap();
-        let r = client.get(c.url("/lb/health")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        r.extensions()
-            .get::<reqwest::tls::TlsInfo>()
-            .and_then(|i| i.peer_certificate())
-            .expect("the TLS connection shows the server's certificate")
-            .to_vec()
-    })
-}
 
 /// The swarm secrets of the cluster, by name.
 fn secrets(c: &Cluster) -> Vec<String> {

@@ -288,9 +288,9 @@ impl SwarmTarget {
         self.prune(&current).await
     }
 
-    /// Removes the cluster's secrets and configs of earlier versions (a rotated TLS key, an
-    /// earlier nginx.conf) that no service uses any more; Swarm refuses to remove one still in
-    /// use, which is left for a later apply.
+    /// Removes the cluster's secrets and configs other than `current`: those of earlier
+    /// versions (a rotated TLS key, an earlier nginx.conf) once no service uses them (Swarm
+    /// refuses to remove one still in use, which is left for a later apply), or all of them.
     async fn prune(&self, current: &[&str]) -> Result<()> {
         let d = &self.engine.docker;
         let filters = self.cluster_filter();
@@ -540,7 +540,6 @@ impl SwarmTarget {
     /// services take a moment to stop), then the secrets and configs no
     /// service uses.
     async fn remove_network(&self, name: &str) -> Result<()> {
-        let d = &self.engine.docker;
         let start = Instant::now();
         let timeout = Duration::from_secs(60);
         while let crate::target::docker::engine::Presence::Owned(n) = self
@@ -561,30 +560,8 @@ impl SwarmTarget {
                 }
             }
         }
-        let filters = self.cluster_filter();
-        let secrets = d
-            .list_secrets(Some(
-                q::ListSecretsOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(api("listing secrets"))?;
-        for s in secrets.into_iter().filter_map(|s| s.id) {
-            let _ = d.delete_secret(&s).await;
-        }
-        let configs = d
-            .list_configs(Some(
-                q::ListConfigsOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(api("listing configs"))?;
-        for c in configs.into_iter().filter_map(|c| c.id) {
-            let _ = d.delete_config(&c).await;
-        }
-        Ok(())
+        // Every secret and config of the cluster: none is current any more.
+        self.prune(&[]).await
     }
 
     /// The database volume, when it lives on the manager this deployer talks
