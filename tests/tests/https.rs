@@ -198,6 +198,28 @@ fn the_seed_checks_pass_over_https_and_a_rotated_certificate_is_reloaded() {
         nodes_seen(&c, 6).contains(&node2).then_some(())
     });
 
+    // `deployer verify` speaks HTTPS to it, accepting exactly the certificate of tls_cert.
+    let file = c.file();
+    let loaded = deployer::config::load(&file).unwrap();
+    let options = deployer::verify::Options {
+        requests: 300,
+        ..Default::default()
+    };
+    let report =
+        c.rt.block_on(deployer::verify::verify(
+            &loaded,
+            &file,
+            &options,
+            &mut |_| {},
+        ))
+        .unwrap();
+    assert!(report.passed(), "{report:?}");
+    assert!(
+        report.balancer.starts_with("https://"),
+        "{}",
+        report.balancer
+    );
+
     // A rotated certificate (a new key too): the plan reloads nginx, the same container serves
     // the new certificate, and clients on new and kept connections lose nothing.
     let ids = c.container_ids();

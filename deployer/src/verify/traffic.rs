@@ -24,21 +24,15 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    /// `concurrency` is how many keep-alive connections the pooled client keeps; `https` how
-    /// the balancer is reached over HTTPS, when it serves it.
+    /// `concurrency` is how many keep-alive connections the pooled client keeps; `https` the
+    /// certificate the balancer must present, when it serves HTTPS.
     pub fn new(concurrency: usize, https: Option<&Https>) -> anyhow::Result<Clients> {
         let build = |idle: usize| -> anyhow::Result<reqwest::Client> {
             let mut b = reqwest::Client::builder()
                 .pool_max_idle_per_host(idle)
                 .timeout(REQUEST_TIMEOUT);
             if let Some(h) = https {
-                b = b.resolve(&h.name, h.addr);
-                for der in &h.roots {
-                    b = b.add_root_certificate(
-                        reqwest::Certificate::from_der(der)
-                            .context("reading the balancer's certificate chain")?,
-                    );
-                }
+                b = b.use_preconfigured_tls(crate::tls::pinned_client(h.leaf.clone()));
             }
             b.build().context("building the HTTP client")
         };
@@ -49,13 +43,12 @@ impl Clients {
     }
 }
 
-/// How verify reaches the balancer over HTTPS: by a name its certificate covers, connecting to
-/// the balancer's own address, and trusting the certificates of its chain (a private CA's, or a
-/// self-signed one) besides the usual roots.
+/// How verify speaks HTTPS to the balancer: it accepts exactly the certificate of `tls_cert`
+/// (its first one), whatever name or CA it has — a public CA's, a private one's, a
+/// self-signed one. What verify checks is that the balancer serves the file's certificate;
+/// `validate` judges the certificate itself.
 pub(super) struct Https {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub roots: Vec<Vec<u8>>,
+    pub leaf: Vec<u8>,
 }
 
 /// An unspecified bind address means loopback works.
@@ -68,36 +61,22 @@ fn reachable(bind: IpAddr) -> IpAddr {
 }
 
 /// The balancer as clients reach it: `http://bind:port`, or with a certificate
-/// `https://<a name it covers>:https_port` (see [`Https`]).
+/// `https://bind:https_port` (see [`Https`]).
 pub(super) fn balancer(spec: &crate::config::ClusterSpec) -> (String, Option<Https>) {
     let b = spec.balancer();
-    let ip = reachable(b.bind());
-    let Some(tls) = b.tls() else {
-        return (balancer_url(b.bind(), b.port()), None);
-    };
-    let addr = SocketAddr::new(ip, tls.https_port());
-    let cert = tls.certificate();
-    let name = if cert.covers(&ip.to_string()) {
-        ip.to_string()
-    } else {
-        cert.names
-            .iter()
-            .filter(|n| n.parse::<IpAddr>().is_err())
-            .map(|n| n.replace("*.", "verify."))
-            .next()
-            .unwrap_or_else(|| ip.to_string())
-    };
-    let host = match name.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
-        _ => name.clone(),
-    };
-    let url = format!("https://{host}:{}", tls.https_port());
-    let https = Https {
-        name,
-        addr,
-        roots: cert.chain_der(),
-    };
-    (url, Some(https))
+    match b.tls() {
+        None => (balancer_url(b.bind(), b.port()), None),
+        Some(tls) => {
+            let addr = SocketAddr::new(reachable(b.bind()), tls.https_port());
+            let leaf = tls
+                .certificate()
+                .chain_der()
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            (format!("https://{addr}"), Some(Https { leaf }))
+        }
+    }
 }
 
 /// The balancer's plain HTTP address.
