@@ -155,8 +155,9 @@ fn tls_spec(c: &mut Checker, b: &RawBalancer, http_port: u16) -> Option<TlsSpec>
         0..=63_072_000,
         "seconds browsers keep to HTTPS for this host (31536000 is a year; 0 tells them to forget)",
     ) as u32;
-    let (cert_file, cert_bytes) = read(c, cert, "tls_cert")?;
-    let (key_file, key_bytes) = read(c, key, "tls_key")?;
+    // Both files are read, so both problems show at once.
+    let (cert_read, key_read) = (read(c, cert, "tls_cert"), read(c, key, "tls_key"));
+    let ((cert_file, cert_bytes), (key_file, key_bytes)) = (cert_read?, key_read?);
     let certificate = match tls::read_chain(&cert_bytes) {
         Ok(cert) => cert,
         Err(e) => {
@@ -480,6 +481,14 @@ mod tests {
         );
         assert!(r.diagnostics[0].message.contains("tls/key.pem"), "{r}");
         assert_eq!(location(&r, 0), "5:11");
+        // Neither file: both at once.
+        let (_dir, r) = with_files(KEYS, &[]);
+        let r = r.unwrap_err();
+        assert_eq!(r.diagnostics.len(), 2, "{r}");
+        assert_eq!(
+            (location(&r, 0), location(&r, 1)),
+            ("4:12".into(), "5:11".into())
+        );
     }
 
     #[test]
