@@ -767,4 +767,24 @@ mod tests {
         assert_eq!(p.count(|c| matches!(c, Change::Roll { .. })), 3, "{p}");
         assert!(p.to_string().contains("stop_grace: 20s → 30s"), "{p}");
     }
+
+    #[test]
+    fn a_new_certificate_is_named_as_the_reason_to_reload() {
+        let conf = |sha: &str| {
+            format!("upstream x {{\n}}\n# certificate sha256 {sha}\nlisten 8443 ssl;\n")
+        };
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        for (old, new, want) in [
+            (
+                Some(conf(&a)),
+                conf(&b),
+                "certificate sha256 aaaaaaaaaaaa… → bbbbbbbbbbbb…",
+            ),
+            (Some("upstream x {\n}\n".to_string()), conf(&a), "HTTPS on"),
+            (Some(conf(&a)), "upstream x {\n}\n".to_string(), "HTTPS off"),
+            (None, conf(&a), "config missing"),
+        ] {
+            assert_eq!(conf_reason(old.as_deref(), &new), want);
+        }
+    }
 }
