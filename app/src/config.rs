@@ -267,6 +267,9 @@ pub struct Settings {
     pub login_limit: LoginLimitSettings,
     pub signup_limit: SignupLimitSettings,
     pub shutdown_timeout: Duration,
+    /// How long the node keeps serving as usual after the stop signal, before it drains: on a
+    /// swarm the engine takes a task out of DNS itself, and the balancer must have asked again.
+    pub shutdown_delay: Duration,
     /// A request that takes longer is answered 503 `timeout`.
     pub request_timeout: Duration,
     /// The largest request body accepted, in bytes.
@@ -338,6 +341,7 @@ impl Settings {
             window: Duration::from_secs(positive(var::SIGNUP_WINDOW_SECS, env, 600)?),
         };
         let shutdown_timeout = Duration::from_secs(positive(var::SHUTDOWN_TIMEOUT_SECS, env, 20)?);
+        let shutdown_delay = Duration::from_secs(parse_or(var::SHUTDOWN_DELAY_SECS, env, 0u64)?);
         let request_timeout = Duration::from_secs(positive(var::REQUEST_TIMEOUT_SECS, env, 15)?);
         Ok(Self {
             database,
@@ -351,6 +355,7 @@ impl Settings {
             login_limit,
             signup_limit,
             shutdown_timeout,
+            shutdown_delay,
             request_timeout,
             body_limit: 64 * 1024,
         })
@@ -557,6 +562,7 @@ mod tests {
             (var::LOGIN_MAX_FAILURES, "3"),
             (var::LOGIN_FAILURE_WINDOW_SECS, "30"),
             (var::SHUTDOWN_TIMEOUT_SECS, "5"),
+            (var::SHUTDOWN_DELAY_SECS, "1"),
             (var::JOB_TEST_KINDS, "true"),
             (var::JOB_SCHEDULE_HORIZON_DAYS, "2"),
             (var::SIGNUP_MAX_PER_WINDOW, "5"),
@@ -580,6 +586,7 @@ mod tests {
         assert_eq!(settings.database.pool_size, 10);
         assert_eq!(settings.jobs.workers, 4);
         assert_eq!(settings.shutdown_timeout, Duration::from_secs(20));
+        assert_eq!(settings.shutdown_delay, Duration::ZERO);
         assert_eq!(settings.log_format, LogFormat::Json);
         assert_eq!(settings.passwords.memory_kib, 19_456);
         assert_eq!(settings.passwords.iterations, 2);
@@ -684,6 +691,7 @@ mod tests {
         assert_eq!(settings.signup_limit.max_per_window, 5);
         assert_eq!(settings.passwords.queue, 8);
         assert_eq!(settings.request_timeout, Duration::from_secs(7));
+        assert_eq!(settings.shutdown_delay, Duration::from_secs(1));
     }
 
     #[test]
@@ -825,6 +833,7 @@ mod tests {
             job_workers: 2,
             log_format: LogFormat::Text,
             shutdown_timeout: Duration::from_secs(9),
+            shutdown_delay: Duration::from_secs(3),
             redis_url: Some("redis://demo-redis:6379".into()),
             extra_env: BTreeMap::from([(var::JWT_TTL_SECS.to_owned(), "120".to_owned())]),
             secrets: Secret::ALL.to_vec(),
@@ -859,6 +868,7 @@ mod tests {
         assert_eq!(settings.jobs.workers, contract.job_workers as usize);
         assert_eq!(settings.log_format, contract.log_format);
         assert_eq!(settings.shutdown_timeout, contract.shutdown_timeout);
+        assert_eq!(settings.shutdown_delay, contract.shutdown_delay);
         assert_eq!(
             settings.redis.as_ref().map(|redis| redis.url.as_str()),
             contract.redis_url.as_deref()

@@ -66,8 +66,13 @@ impl Metrics {
         match crate::jobs::queue::count_by_state(pool).await {
             Ok(counts) => {
                 for state in JobState::ALL {
-                    let count = counts.get(&state).copied().unwrap_or(0);
+                    let (count, exact) = counts.get(&state).copied().unwrap_or((0, true));
                     metrics::gauge!("jobs", "state" => state.as_str()).set(count as f64);
+                    metrics::gauge!("jobs_count_exact", "state" => state.as_str()).set(if exact {
+                        1.0
+                    } else {
+                        0.0
+                    });
                 }
             }
             Err(error) => tracing::warn!(error = %error, "failed to count jobs for /metrics"),

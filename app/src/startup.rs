@@ -104,7 +104,8 @@ impl Application {
         &self.state.pool
     }
 
-    /// Serves HTTP and runs the job workers until `shutdown` resolves, then drains: stop
+    /// Serves HTTP and runs the job workers until `shutdown` resolves, then (after the
+    /// settings' `shutdown_delay`, serving as usual, `/api/ready` answering 503) drains: stop
     /// accepting connections, finish in-flight requests, stop fetching jobs, let running jobs
     /// finish until the deadline, hand the rest back to the queue, close the pools.
     pub async fn run_until_stopped(
@@ -158,10 +159,21 @@ impl Application {
 
         let trigger = {
             let state = state.clone();
+            let delay = settings.shutdown_delay;
             async move {
                 shutdown.await;
-                tracing::info!("shutting down: draining requests and jobs");
                 state.begin_shutdown();
+                if !delay.is_zero() {
+                    // The engine has taken this node out of service discovery; a balancer
+                    // that has not asked again yet still sends here. Serve as usual until
+                    // it has, so no request meets a closed port.
+                    tracing::info!(
+                        delay_secs = delay.as_secs(),
+                        "stop signal: serving on until the balancer has let go of this node"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                tracing::info!("shutting down: draining requests and jobs");
                 let _ = stop_tx.send(true);
                 // Keep the sender alive so receivers do not see a closed channel as a stop.
                 std::future::pending::<()>().await;

@@ -296,6 +296,15 @@ pub fn node_contract(spec: &ClusterSpec, name: String) -> NodeContract {
             Some(direct),
         ),
     };
+    // On one engine the deployer takes a node out of the balancer (`drain_seconds`) before
+    // it stops it. On a swarm the engine does: it drops the task from DNS, waits two seconds
+    // and sends SIGTERM — a balancer that has not asked DNS again since still sends there.
+    // So a task serves on for `drain_seconds` after SIGTERM, and is given that much more
+    // before SIGKILL.
+    let shutdown_delay = match spec.target().kind() {
+        TargetKind::Docker => Duration::ZERO,
+        TargetKind::Swarm => spec.rollout().drain(),
+    };
     NodeContract {
         node_name: name,
         port: spec.app().port(),
@@ -305,6 +314,7 @@ pub fn node_contract(spec: &ClusterSpec, name: String) -> NodeContract {
         job_workers: spec.app().job_workers(),
         log_format: spec.app().log_format(),
         shutdown_timeout: node_contract::shutdown_timeout_for(spec.rollout().stop_grace()),
+        shutdown_delay,
         redis_url: spec.redis().map(|_| format!("redis://{}:6379", n.redis())),
         extra_env: spec.app().env().clone(),
         secrets: vec![Secret::DatabasePassword, Secret::JwtSecret],
@@ -315,7 +325,7 @@ pub fn node_contract(spec: &ClusterSpec, name: String) -> NodeContract {
             ..HealthCheck::node()
         },
         stop_signal: "SIGTERM",
-        stop_grace: spec.rollout().stop_grace(),
+        stop_grace: spec.rollout().stop_grace() + shutdown_delay,
         user: node_contract::NODE_USER,
     }
 }

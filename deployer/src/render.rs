@@ -422,20 +422,22 @@ mod tests {
     }
 
     #[test]
-    fn metrics_are_not_served_through_the_balancer() {
+    fn metrics_and_readiness_are_not_served_through_the_balancer() {
         let t = Templates::load(None).unwrap();
         let spec = crate::fixtures::spec("");
         let conf = t.nginx(&spec, &model::upstream(&spec)).unwrap();
-        let at = conf
-            .find("location = /metrics {")
-            .expect("a /metrics location");
-        assert!(
-            conf[at..]
-                .lines()
-                .take(4)
-                .any(|l| l.trim() == "return 404;"),
-            "{conf}"
-        );
+        for path in ["/metrics", "/api/ready"] {
+            let at = conf
+                .find(&format!("location = {path} {{"))
+                .unwrap_or_else(|| panic!("a {path} location"));
+            assert!(
+                conf[at..]
+                    .lines()
+                    .take(4)
+                    .any(|l| l.trim() == "return 404;"),
+                "{conf}"
+            );
+        }
     }
 
     #[test]

@@ -95,6 +95,11 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
             assert_eq!(r.status(), 200);
             assert_eq!(r.json::<Value>().await.unwrap()["data"]["email"], "ada@example.com");
         }
+        // The scraper's and the orchestrator's endpoints are not the internet's.
+        for path in ["/metrics", "/api/ready"] {
+            let r = client.get(c.url(path)).send().await.unwrap();
+            assert_eq!(r.status(), 404, "{path} through the balancer");
+        }
     });
 
     // Drift: a node stopped by hand shows in the plan; traffic keeps flowing; apply heals it.

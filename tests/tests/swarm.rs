@@ -165,7 +165,11 @@ fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connection
     let _serial = serial();
     let lab = Lab::get();
     let c = Cluster::on_swarm("swarmkill", 4004);
+    // Long jobs, so some run on the host that dies.
+    let test_kinds = |t: String| t.replace("[app.env]\n", "[app.env]\nJOB_TEST_KINDS = \"true\"\n");
+    c.write(test_kinds);
     c.apply().unwrap();
+    let token = e2e::token(&c, "swarmkill");
     // A host other than the manager (it carries the API and the balancer) with a task.
     let manager_host = lab.var("SWARM_LAB_MANAGER");
     let victim = app_tasks(&c)
@@ -207,6 +211,46 @@ fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connection
         !dead.is_empty(),
         "the victim's nodes {victim_nodes:?} hold connections"
     );
+    // Jobs enough to keep every worker busy for a while (4 per node, 3 nodes).
+    let jobs: Vec<String> = c.rt.block_on(async {
+        let mut ids = Vec::new();
+        for _ in 0..24 {
+            let r = c
+                .client()
+                .post(c.url("/api/jobs"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"kind": "sleep", "args": {"ms": 15000}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            let v: serde_json::Value = r.json().await.unwrap();
+            ids.push(v["data"]["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    });
+    let job_rows = |c: &Cluster| -> Vec<Vec<String>> {
+        c.rt.block_on(async {
+            c.deployment()
+                .await
+                .unwrap()
+                .sql("SELECT public_id, state, attempts, coalesce(node, '') FROM jobs WHERE kind = 'sleep'")
+                .await
+                .unwrap()
+        })
+    };
+    let held: Vec<String> = wait_for(
+        "jobs executing on the victim's nodes",
+        Duration::from_secs(30),
+        || {
+            let held: Vec<String> = job_rows(&c)
+                .into_iter()
+                .filter(|r| r[1] == "executing" && victim_nodes.contains(&r[3]))
+                .map(|r| r[0].clone())
+                .collect();
+            (!held.is_empty()).then_some(held)
+        },
+    );
     let killed = std::time::Instant::now();
     lab.host("kill", &victim);
     let restore = Restart(victim.clone());
@@ -236,18 +280,36 @@ fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connection
         || (!addresses(&c).iter().any(|(_, a)| dead.contains(a))).then_some(()),
     );
     let freed = killed.elapsed();
+
+    // The jobs the dead host held are rescued (its leases lapse) and run once more, on the
+    // remaining hosts; every job completes, none runs a third time.
+    let rows = wait_for("every job completed", Duration::from_secs(90), || {
+        let rows = job_rows(&c);
+        (rows.len() == jobs.len() && rows.iter().all(|r| r[1] == "completed")).then_some(rows)
+    });
+    for r in &rows {
+        let attempts: u32 = r[2].parse().unwrap();
+        let want = if held.contains(&r[0]) { 2 } else { 1 };
+        assert_eq!(
+            attempts,
+            want,
+            "job {r:?} (held by the dead host: {})",
+            held.contains(&r[0])
+        );
+    }
     let (ok, failed, errors) = load.finish();
     eprintln!(
-        "host {victim} killed: {failed} failed of {} requests, full strength after {:.1}s, its connections gone after {:.1}s; first errors: {errors:?}",
+        "host {victim} killed: {failed} failed of {} requests, full strength after {:.1}s, its connections gone after {:.1}s, its {} jobs rescued and completed; first errors: {errors:?}",
         ok + failed,
         full_strength.as_secs_f64(),
-        freed.as_secs_f64()
+        freed.as_secs_f64(),
+        held.len()
     );
     assert!(
         ok > 100,
         "the cluster kept serving: {ok} ok, {failed} failed"
     );
-    c.write(|t| t.replace("RUST_LOG = \"info\"", "RUST_LOG = \"info,app=debug\""));
+    c.write(|t| test_kinds(t).replace("RUST_LOG = \"info\"", "RUST_LOG = \"info,app=debug\""));
     c.apply()
         .expect("the budget check passes once the dead host's connections left");
     let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();

@@ -57,6 +57,41 @@ fn verify_with_chaos_passes_on_a_healthy_cluster_and_leaves_it_as_found() {
     assert!(format!("{err:#}").contains("not deployed"), "{err:#}");
 
     c.apply().unwrap();
+    // A real user whose email and job look like verify's own: verify must not touch them.
+    c.rt.block_on(async {
+        let (email, password) = ("verify-bystander@verify.invalid", "a real user's password");
+        let r = c
+            .client()
+            .post(c.url("/api/users"))
+            .json(
+                &serde_json::json!({"email": email, "full_name": "B", "password": password,
+                                      "password_confirmation": password}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = c
+            .client()
+            .post(c.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let bystander = r.json::<Value>().await.unwrap()["data"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = c
+            .client()
+            .post(c.url("/api/jobs"))
+            .bearer_auth(&bystander)
+            .json(&serde_json::json!({"kind": "noop", "args": {"verify": "mine"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    });
     let ids_before = c.container_ids();
     let users_before = sql_count(&c, "SELECT count(*) FROM users");
     let jobs_before = sql_count(&c, "SELECT count(*) FROM jobs");
@@ -139,16 +174,32 @@ fn verify_with_chaos_passes_on_a_healthy_cluster_and_leaves_it_as_found() {
     // Left as found: the same containers, nothing to apply, no test data.
     assert_eq!(c.container_ids(), ids_before);
     assert!(c.plan().is_empty(), "{}", c.plan());
+    let tag = figures(&report, "cleanup")["tag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         sql_count(
             &c,
-            "SELECT count(*) FROM users WHERE email LIKE '%@verify.invalid'"
+            &format!("SELECT count(*) FROM users WHERE email LIKE '%{tag}%'")
         ),
         0
     );
     assert_eq!(sql_count(&c, "SELECT count(*) FROM users"), users_before);
     assert_eq!(sql_count(&c, "SELECT count(*) FROM jobs"), jobs_before);
-    assert_eq!(sql_count(&c, "SELECT count(*) FROM outbox_emails"), 0);
+    assert_eq!(
+        sql_count(
+            &c,
+            "SELECT count(*) FROM jobs WHERE args->>'verify' = 'mine'"
+        ),
+        1,
+        "the bystander's job is kept"
+    );
+    assert_eq!(
+        sql_count(&c, "SELECT count(*) FROM outbox_emails"),
+        1,
+        "the bystander's welcome email is kept"
+    );
 
     c.destroy();
     println!(

@@ -44,6 +44,7 @@ pub mod var {
     pub const LOGIN_MAX_FAILURES: &str = "LOGIN_MAX_FAILURES";
     pub const LOGIN_FAILURE_WINDOW_SECS: &str = "LOGIN_FAILURE_WINDOW_SECS";
     pub const SHUTDOWN_TIMEOUT_SECS: &str = "SHUTDOWN_TIMEOUT_SECS";
+    pub const SHUTDOWN_DELAY_SECS: &str = "SHUTDOWN_DELAY_SECS";
     pub const JOB_TEST_KINDS: &str = "JOB_TEST_KINDS";
     pub const JOB_SCHEDULE_HORIZON_DAYS: &str = "JOB_SCHEDULE_HORIZON_DAYS";
     pub const SIGNUP_MAX_PER_WINDOW: &str = "SIGNUP_MAX_PER_WINDOW";
@@ -220,6 +221,12 @@ pub const VARS: &[Var] = &[
         false,
         true,
         "how long a stopping node drains before it exits, in seconds (default 20)",
+    ),
+    v(
+        var::SHUTDOWN_DELAY_SECS,
+        false,
+        true,
+        "how long a node keeps serving as usual after the stop signal, before it drains, in seconds: the time its removal from service discovery takes to reach the balancer (default 0; set on a swarm, where the engine, not the deployer, takes a task out)",
     ),
     v(
         var::JOB_TEST_KINDS,
@@ -419,6 +426,8 @@ pub struct NodeContract {
     pub job_workers: u32,
     pub log_format: LogFormat,
     pub shutdown_timeout: Duration,
+    /// How long the node keeps serving after the stop signal before it drains (zero: not set).
+    pub shutdown_delay: Duration,
     pub redis_url: Option<String>,
     /// `[app.env]`: extra variables, set after the deployer's own. Names in [`reserved`]
     /// must have been refused before they get here.
@@ -438,7 +447,8 @@ impl NodeContract {
     /// The node's environment, in order: `DATABASE_URL`, `DATABASE_DIRECT_URL` when set,
     /// the secrets' `*_FILE` variables
     /// (in [`Secret::ALL`] order), `DATABASE_POOL_SIZE`, `NODE_NAME`, `PORT`, `JOB_WORKERS`,
-    /// `LOG_FORMAT`, `SHUTDOWN_TIMEOUT_SECS`, then `REDIS_URL` when set, then
+    /// `LOG_FORMAT`, `SHUTDOWN_TIMEOUT_SECS`, `SHUTDOWN_DELAY_SECS` when not zero, then
+    /// `REDIS_URL` when set, then
     /// [`extra_env`](Self::extra_env) in key order.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![(var::DATABASE_URL.to_owned(), self.database_url.clone())];
@@ -468,6 +478,12 @@ impl NodeContract {
                 self.shutdown_timeout.as_secs().to_string(),
             ),
         ]);
+        if !self.shutdown_delay.is_zero() {
+            env.push((
+                var::SHUTDOWN_DELAY_SECS.to_owned(),
+                self.shutdown_delay.as_secs().to_string(),
+            ));
+        }
         if let Some(url) = &self.redis_url {
             env.push((var::REDIS_URL.to_owned(), url.clone()));
         }
@@ -499,6 +515,7 @@ mod tests {
             job_workers: 3,
             log_format: LogFormat::Text,
             shutdown_timeout: Duration::from_secs(13),
+            shutdown_delay: Duration::from_secs(2),
             redis_url: Some("redis://demo-redis:6379".into()),
             extra_env: BTreeMap::from([
                 ("ZED".to_owned(), "last".to_owned()),
@@ -535,6 +552,7 @@ mod tests {
                 ("JOB_WORKERS", "3"),
                 ("LOG_FORMAT", "text"),
                 ("SHUTDOWN_TIMEOUT_SECS", "13"),
+                ("SHUTDOWN_DELAY_SECS", "2"),
                 ("REDIS_URL", "redis://demo-redis:6379"),
                 ("JWT_TTL_SECS", "60"),
                 ("ZED", "last"),
@@ -549,6 +567,7 @@ mod tests {
         contract.database_direct_url = None;
         contract.secrets = vec![Secret::JwtSecret];
         contract.extra_env.clear();
+        contract.shutdown_delay = Duration::ZERO;
         let env = contract.env();
         let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(

@@ -359,12 +359,55 @@ pub async fn prune_outbox(pool: &PgPool, retention: Duration) -> Result<u64, sql
 }
 
 /// Counts jobs by state, for `/metrics`.
-pub async fn count_by_state(pool: &PgPool) -> Result<HashMap<JobState, i64>, sqlx::Error> {
-    let rows: Vec<(JobState, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().collect())
+/// Above this many jobs in one state, [`count_by_state`] stops counting and estimates.
+pub const EXACT_COUNT_LIMIT: i64 = 10_000;
+
+/// Jobs per state for `/metrics`, at a cost that does not grow with the table: each state is
+/// counted up to [`EXACT_COUNT_LIMIT`] + 1 rows (the state a literal, so the planner picks the
+/// `(state, node)` index for a rare state and a scan that stops at the limit for a common one);
+/// a state past the limit (finished jobs kept for the retention period) gets PostgreSQL's
+/// statistics estimate (`reltuples` × the state's frequency in `pg_stats`), never less than the
+/// limit. Rows: state, the capped count, whether it passed the limit, the estimate.
+pub fn count_by_state_sql() -> String {
+    let estimate = "coalesce((SELECT (t.reltuples * st.most_common_freqs[\
+            array_position(st.most_common_vals::text::text[], s.state)])::bigint \
+        FROM pg_class t, pg_stats st \
+        WHERE t.oid = 'jobs'::regclass AND st.schemaname = current_schema() \
+          AND st.tablename = 'jobs' AND st.attname = 'state'), 0)";
+    JobState::ALL
+        .iter()
+        .map(|state| {
+            let state = state.as_str();
+            format!(
+                "SELECT s.state, least(c.n, $1), c.n > $1, {estimate} \
+                 FROM (SELECT '{state}'::text AS state) s, \
+                      (SELECT count(*) AS n FROM (SELECT 1 FROM jobs \
+                       WHERE state = '{state}' LIMIT $1 + 1) x) c"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Jobs per state (see [`count_by_state_sql`]): the count and whether it is exact.
+pub async fn count_by_state(pool: &PgPool) -> Result<HashMap<JobState, (i64, bool)>, sqlx::Error> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(count_by_state_sql);
+    let rows: Vec<(String, i64, bool, i64)> = sqlx::query_as(sql)
+        .bind(EXACT_COUNT_LIMIT)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(state, capped, over, estimate)| {
+            let state = JobState::ALL.into_iter().find(|s| s.as_str() == state)?;
+            Some(if over {
+                (state, (estimate.max(EXACT_COUNT_LIMIT + 1), false))
+            } else {
+                (state, (capped, true))
+            })
+        })
+        .collect())
 }
 
 /// Exponential backoff with ±10 % jitter: base × 2^(attempt − 1), at most an hour.

@@ -103,6 +103,82 @@ async fn metrics_expose_requests_pool_and_jobs() {
     assert!(has("jobs_executed_total{"), "{text}");
 }
 
+/// A scrape's cost does not grow with the jobs table: each state is counted through the index up
+/// to a limit, and a state past it (finished jobs within their retention) is estimated.
+#[tokio::test]
+async fn a_metrics_scrape_reads_a_bounded_number_of_jobs_however_many_there_are() {
+    use app::jobs::queue::{count_by_state_sql, EXACT_COUNT_LIMIT};
+
+    let app = spawn_app().await;
+    let finished = 3 * EXACT_COUNT_LIMIT;
+    sqlx::query(
+        "INSERT INTO jobs (kind, state, completed_at) \
+         SELECT 'noop', 'completed', now() FROM generate_series(1, $1)",
+    )
+    .bind(finished)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO jobs (kind, state, scheduled_at) VALUES ('noop', 'scheduled', now() + interval '1 day')")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE jobs")
+        .execute(app.pool())
+        .await
+        .unwrap();
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    let completed = value(r#"jobs{state="completed"}"#);
+    assert!(
+        (0.8 * finished as f64..1.2 * finished as f64).contains(&completed),
+        "{completed} completed jobs reported, {finished} there"
+    );
+    assert_eq!(value(r#"jobs_count_exact{state="completed"}"#), 0.0);
+    assert_eq!(value(r#"jobs{state="scheduled"}"#), 1.0);
+    assert_eq!(value(r#"jobs_count_exact{state="scheduled"}"#), 1.0);
+    assert_eq!(value(r#"jobs{state="available"}"#), 0.0);
+
+    // What the query reads: no plan node touching `jobs` sees more than the limit + 1 rows
+    // (returned or filtered out) per loop, with 30,001 rows in the table.
+    let plan: Value = sqlx::query_scalar(&format!(
+        "EXPLAIN (ANALYZE, FORMAT JSON) {}",
+        count_by_state_sql()
+    ))
+    .bind(EXACT_COUNT_LIMIT)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    fn walk(node: &Value, reads: &mut Vec<(String, f64)>) {
+        let touches_jobs = node["Relation Name"] == "jobs"
+            || node["Index Name"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("jobs"));
+        if touches_jobs {
+            let rows = node["Actual Rows"].as_f64().unwrap_or(0.0)
+                + node["Rows Removed by Filter"].as_f64().unwrap_or(0.0);
+            reads.push((node["Node Type"].to_string(), rows));
+        }
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            walk(child, reads);
+        }
+    }
+    let mut reads = Vec::new();
+    walk(&plan[0]["Plan"], &mut reads);
+    assert!(!reads.is_empty(), "{plan}");
+    for (node, rows) in &reads {
+        assert!(
+            *rows <= (EXACT_COUNT_LIMIT + 1) as f64,
+            "{node} read {rows} rows per loop: {plan}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn database_backed_requests_get_a_quick_503_when_the_database_is_down() {
     // A working node and a token, then a second node whose database is unreachable

@@ -141,6 +141,7 @@ pub fn test_settings(database: &TestDatabase) -> Settings {
             window: Duration::from_secs(600),
         },
         shutdown_timeout: Duration::from_secs(5),
+        shutdown_delay: Duration::ZERO,
         request_timeout: Duration::from_secs(15),
         body_limit: 64 * 1024,
     }

@@ -206,3 +206,86 @@ async fn sigterm_exits_promptly_with_idle_keep_alive_connections_held_open() {
     );
     drop(idle);
 }
+
+/// On a swarm the engine drops a task from DNS, then sends SIGTERM; a balancer that has not
+/// asked DNS again yet still sends new connections there. With `SHUTDOWN_DELAY_SECS` the real
+/// binary keeps accepting and answering for that long after SIGTERM (readiness already 503),
+/// then drains and exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_a_node_with_a_delay_serves_new_connections_until_the_delay_is_over() {
+    use std::process::Command;
+    use std::time::Instant;
+
+    let db = crate::helpers::TestDatabase::create().await;
+    let crate::helpers::Binary {
+        mut child,
+        lines: _lines,
+        port,
+        ..
+    } = crate::helpers::Binary::start(
+        &db,
+        "delayed-1",
+        &[("SHUTDOWN_TIMEOUT_SECS", "5"), ("SHUTDOWN_DELAY_SECS", "2")],
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let fresh = || {
+        // A new connection per request, as a balancer's first request to a node makes.
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    };
+    assert_eq!(
+        fresh()
+            .get(format!("{base}/api/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let signalled = Instant::now();
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let exited =
+        tokio::task::spawn_blocking(move || child.wait().map(|exit| (exit, Instant::now())));
+
+    let (mut served, mut ready_503) = (0, 0);
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        let health = fresh().get(format!("{base}/api/health")).send().await;
+        assert_eq!(
+            health.map(|r| r.status().as_u16()).ok(),
+            Some(200),
+            "a new connection {:?} after SIGTERM, inside the 2 s delay",
+            signalled.elapsed()
+        );
+        served += 1;
+        if fresh()
+            .get(format!("{base}/api/ready"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+            == Some(503)
+        {
+            ready_503 += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served >= 5, "only {served} requests in the delay");
+    assert_eq!(ready_503, served, "readiness says the node is going away");
+
+    let (exit, at) = exited.await.unwrap().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    let took = at - signalled;
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "exited {took:?} after SIGTERM: the 2 s delay, then a prompt drain"
+    );
+}

@@ -182,6 +182,7 @@ mod tests {
     use crate::observed::Observed;
     use crate::plan::{plan, Goal};
     use crate::steps::lines;
+    use std::time::Duration;
 
     const SWARM: &str = "target = \"swarm\"\n[swarm]\nregistry = \"reg:5000\"\ndatabase_host = \"h1\"\nbalancer_host = \"h2\"\n";
 
@@ -211,6 +212,30 @@ mod tests {
                 "deploy service t-lb × 1 (new), wait until it converged",
             ]
         );
+    }
+
+    #[test]
+    fn a_task_serves_on_for_the_drain_after_its_stop_signal() {
+        let node = |m: &Model| m.nodes().next().unwrap().clone();
+        let env = |m: &Model| node(m).env;
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        // The engine takes the task out of DNS; the balancer asks again within a second.
+        let swarm = m("[rollout]\ndrain_seconds = 3\nstop_grace_seconds = 10\n");
+        assert_eq!(
+            get(&env(&swarm), "SHUTDOWN_DELAY_SECS").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            get(&env(&swarm), "SHUTDOWN_TIMEOUT_SECS").as_deref(),
+            Some("8")
+        );
+        assert_eq!(node(&swarm).stop_grace, Duration::from_secs(13));
+        // On one engine the deployer drains before it stops: no delay, the grace as written.
+        let docker = want("[rollout]\ndrain_seconds = 3\nstop_grace_seconds = 10\n");
+        assert_eq!(get(&env(&docker), "SHUTDOWN_DELAY_SECS"), None);
+        assert_eq!(node(&docker).stop_grace, Duration::from_secs(10));
     }
 
     #[test]
