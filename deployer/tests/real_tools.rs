@@ -254,6 +254,7 @@ fn the_https_config_passes_nginx_t_and_docker_compose_with_the_key_outside_gener
         "ssl_certificate_key /run/secrets/tls_key;",
         "return 308 https://$host:4443$request_uri;",
         "add_header Strict-Transport-Security $hsts always;",
+        "ssl_object_cache_inheritable off;",
     ] {
         assert!(nginx.contains(line), "{line} missing:\n{nginx}");
     }

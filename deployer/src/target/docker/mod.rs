@@ -60,6 +60,18 @@ pub enum DockerError {
 
 pub type Result<T> = std::result::Result<T, DockerError>;
 
+/// Reloads nginx and waits (up to 10 s) until a worker of the new configuration runs: one
+/// that is not among the workers from before. Exits 3 if none came.
+const RELOAD_AND_WAIT: &str = r#"workers() { for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in "nginx: worker process ") echo "${p#/proc/}";; esac; done; }
+before=" $(workers | tr '\n' ' ') "
+nginx -s reload || exit $?
+i=0
+while [ "$i" -lt 100 ]; do
+  for p in $(workers); do case "$before" in *" $p "*) ;; *) exit 0;; esac; done
+  sleep 0.1; i=$((i + 1))
+done
+echo "no new nginx worker 10 s after the reload" >&2; exit 3"#;
+
 /// One Docker engine holding one cluster.
 pub struct DockerTarget {
     pub engine: Engine,
@@ -196,8 +208,10 @@ impl DockerTarget {
             }
             return Err(DockerError::BadConfig { output });
         }
+        // `nginx -s reload` only signals the master, which reads the config (and certificates)
+        // and starts new workers a moment later; the step is done once they run.
         self.engine
-            .exec_ok(&lb, &["nginx", "-s", "reload"], Some(&user))
+            .exec_ok(&lb, &["sh", "-c", RELOAD_AND_WAIT], Some(&user))
             .await?;
         Ok(())
     }

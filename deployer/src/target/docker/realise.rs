@@ -139,6 +139,11 @@ pub fn files<B: AsRef<[u8]>>(
     if contents.is_empty() {
         return Ok(None);
     }
+    // Dated now (nginx's config for them also turns off its reuse of certificates whose
+    // files look unchanged across a reload: `ssl_object_cache_inheritable off`).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let files: Vec<archive::File> = contents
         .iter()
         .map(|(s, bytes)| archive::File {
@@ -147,6 +152,7 @@ pub fn files<B: AsRef<[u8]>>(
             mode: 0o400,
             uid: unit.user.0 as u64,
             gid: unit.user.1 as u64,
+            mtime: now,
         })
         .collect();
     archive::tar(&files).map(Some)
@@ -160,5 +166,6 @@ pub fn nginx_conf(conf: &str) -> std::io::Result<Vec<u8>> {
         mode: 0o644,
         uid: 0,
         gid: 0,
+        mtime: 0,
     }])
 }
