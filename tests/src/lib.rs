@@ -481,6 +481,21 @@ pub fn me(c: &Cluster, token: &str, n: usize) -> Vec<Value> {
     })
 }
 
+/// `deployer verify` on the cluster's file, through the library.
+pub fn verify(
+    c: &Cluster,
+    options: &deployer::verify::Options,
+) -> anyhow::Result<deployer::verify::Report> {
+    let file = c.file();
+    let loaded = deployer::config::load(&file)?;
+    c.rt.block_on(deployer::verify::verify(
+        &loaded,
+        &file,
+        options,
+        &mut |_| {},
+    ))
+}
+
 /// `docker ARGS` on this machine's engine (`-H …` first for another); stdout, or a failure.
 pub fn docker(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")

@@ -199,20 +199,11 @@ fn the_seed_checks_pass_over_https_and_a_rotated_certificate_is_reloaded() {
     });
 
     // `deployer verify` speaks HTTPS to it, accepting exactly the certificate of tls_cert.
-    let file = c.file();
-    let loaded = deployer::config::load(&file).unwrap();
     let options = deployer::verify::Options {
         requests: 300,
         ..Default::default()
     };
-    let report =
-        c.rt.block_on(deployer::verify::verify(
-            &loaded,
-            &file,
-            &options,
-            &mut |_| {},
-        ))
-        .unwrap();
+    let report = e2e::verify(&c, &options).unwrap();
     assert!(report.passed(), "{report:?}");
     assert!(
         report.balancer.starts_with("https://"),

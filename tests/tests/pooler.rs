@@ -156,21 +156,12 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
     assert_eq!(listeners[0][0], "3", "one direct LISTEN session per node");
 
     // verify: both sides of the budget under load, every check passing.
-    let file = c.file();
-    let loaded = deployer::config::load(&file).unwrap();
     let options = Options {
         requests: 400,
         jobs: 20,
         ..Options::default()
     };
-    let report =
-        c.rt.block_on(deployer::verify::verify(
-            &loaded,
-            &file,
-            &options,
-            &mut |_| {},
-        ))
-        .unwrap();
+    let report = e2e::verify(&c, &options).unwrap();
     let lines: Vec<String> = report.checks.iter().map(|c| c.line()).collect();
     assert!(report.passed(), "{}", lines.join("\n"));
     let pooler_check = report.check("pooler").expect("a pooler check");
