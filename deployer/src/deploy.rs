@@ -11,7 +11,10 @@ use crate::apply::{self, ApplyError};
 use crate::config::{ClusterSpec, Loaded};
 use crate::config::{SwarmSpec, TargetSpec};
 use crate::events::Events;
+use crate::history::migrations::{self, Migration};
+use crate::history::{self, Cause, Failure, Outcome, Revision, RevisionImages, Store};
 use crate::lock::{Lock, LockError};
+use crate::logs::{Line, Request};
 use crate::model::{self, Images, Model};
 use crate::names::Names;
 use crate::observed::Observed;
@@ -20,7 +23,10 @@ use crate::render::{self, Drift, RenderError, Rendered, Templates};
 use crate::secrets::{self, SecretError, Secrets, TlsFiles};
 use crate::steps::Step;
 use crate::target::docker::engine::{Engine, EngineError};
+use crate::target::docker::logs::DockerLogs;
 use crate::target::docker::DockerTarget;
+use crate::target::logs::{self as engine_logs, LogsError};
+use crate::target::swarm::logs::SwarmLogs;
 use crate::target::swarm::{self, SwarmError, SwarmTarget};
 use crate::target::{AnyTarget, Target, TargetError};
 
@@ -63,17 +69,52 @@ pub enum DeployError {
         dir.display()
     )]
     SecretsLost { volume: String, dir: PathBuf },
+    #[error(
+        "the database volume {volume} was created with another database password than the one in {}: \
+         the secrets were made afresh (by `deployer render`, or copied from another cluster), and no \
+         node could connect to the existing data. Nothing was changed.\n\
+         hint: restore the directory {} from a backup (it holds db_password and jwt_secret); \
+         or, to start over without the data, run `deployer destroy --volumes`, then `deployer apply`",
+        dir.join(secrets::DB_PASSWORD_FILE).display(),
+        dir.display()
+    )]
+    SecretsReplaced { volume: String, dir: PathBuf },
     #[error("rendering templates")]
     Render(#[from] RenderError),
     #[error(transparent)]
     Lock(#[from] LockError),
-    #[error("{action} of cluster `{cluster}` failed; run `deployer {action}` again to converge from here")]
+    #[error(transparent)]
+    Logs(#[from] LogsError),
+    #[error("{action} of cluster `{cluster}` failed{}; run `deployer {action}` again to converge from here",
+        recorded.map(|n| format!(" (recorded as revision {n}: `deployer history`)")).unwrap_or_default())]
     Apply {
         action: &'static str,
         cluster: String,
+        /// The failed revision the history holds for it.
+        recorded: Option<u32>,
         #[source]
         source: ApplyError,
     },
+    #[error("revision {revision}'s cluster.toml no longer loads (a newer deployer refuses it)")]
+    RevisionInvalid {
+        revision: u32,
+        #[source]
+        source: Box<crate::config::LoadError>,
+    },
+    #[error(
+        "revision {revision} ran the {role} image {id} ({reference} when it was applied), and it is no longer {where_}; \
+         a rollback runs exactly the revision's images, so it cannot run again. Nothing was changed.\n\
+         hint: rebuild that version of the image and `deployer apply` it, or roll back to a revision whose images exist"
+    )]
+    PinnedImageGone {
+        revision: u32,
+        role: &'static str,
+        id: String,
+        reference: String,
+        where_: String,
+    },
+    #[error(transparent)]
+    History(#[from] history::StoreError),
 }
 
 fn missing_hint(missing: &[String], app_image: &str) -> String {
@@ -102,6 +143,8 @@ pub type Result<T> = std::result::Result<T, DeployError>;
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub goal: Goal,
+    /// The images converging runs (`None` when destroying).
+    pub images: Option<Images>,
     pub model: Model,
     pub observed: Observed,
     pub plan: Plan,
@@ -115,6 +158,21 @@ pub struct Applied {
     pub left: Plan,
 }
 
+/// An apply recorded in the history.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub applied: Applied,
+    pub revision: Revision,
+}
+
+/// The images of a revision a rollback runs again, instead of what the file's references
+/// point to now.
+#[derive(Debug, Clone)]
+struct Pin {
+    revision: u32,
+    images: RevisionImages,
+}
+
 /// One cluster file on its target.
 pub struct Deployment {
     file: PathBuf,
@@ -122,6 +180,7 @@ pub struct Deployment {
     names: Names,
     templates: Templates,
     engine: Engine,
+    pin: Option<Pin>,
 }
 
 impl Deployment {
@@ -138,7 +197,31 @@ impl Deployment {
             loaded,
             templates,
             engine,
+            pin: None,
         })
+    }
+
+    /// The deployment of an earlier `revision` of `file`'s cluster: its cluster.toml as it
+    /// was applied, with the images it ran pinned by ID (or digest), whatever the file's
+    /// references point to now.
+    pub async fn open_revision(file: &Path, revision: &Revision) -> Result<Deployment> {
+        let loaded = crate::config::parse(file, revision.toml.as_bytes()).map_err(|source| {
+            DeployError::RevisionInvalid {
+                revision: revision.number,
+                source: Box::new(source),
+            }
+        })?;
+        let mut d = Deployment::open(file, loaded).await?;
+        d.pin = Some(Pin {
+            revision: revision.number,
+            images: revision.images.clone(),
+        });
+        Ok(d)
+    }
+
+    /// The cluster's history, next to its file.
+    pub fn history(&self) -> Store {
+        Store::at(&base_dir(&self.file), self.names.cluster())
     }
 
     pub fn spec(&self) -> &ClusterSpec {
@@ -179,6 +262,22 @@ impl Deployment {
                 volume: self.names.volume(),
                 dir,
             });
+        }
+        // The password file exists, but is it the one the data was made with? (`render`
+        // makes secrets afresh when they are gone, for the compose path.)
+        if let (true, Some(recorded)) = (
+            observed.volume.is_owned(),
+            observed.volume_password_check.as_deref(),
+        ) {
+            let path = dir.join(secrets::DB_PASSWORD_FILE);
+            let password =
+                std::fs::read_to_string(&path).map_err(|source| SecretError { path, source })?;
+            if secrets::password_check(self.names.cluster(), &password) != recorded {
+                return Err(DeployError::SecretsReplaced {
+                    volume: self.names.volume(),
+                    dir,
+                });
+            }
         }
         Ok(())
     }
@@ -222,6 +321,9 @@ impl Deployment {
     /// Resolves every image the spec names to the engine's image ID; a missing
     /// one is an error that says how to get it.
     pub async fn images(&self) -> Result<Images> {
+        if let Some(pin) = &self.pin {
+            return self.pinned_images(pin).await;
+        }
         if let TargetSpec::Swarm(s) = self.loaded.spec.target() {
             return self.swarm_images(s).await;
         }
@@ -282,31 +384,96 @@ impl Deployment {
         })
     }
 
+    /// A revision's images, each checked to be still there: on the engine (by image ID),
+    /// or on a swarm the app image's digest in the registry.
+    async fn pinned_images(&self, pin: &Pin) -> Result<Images> {
+        let (ids, refs) = (&pin.images.ids, &pin.images.refs);
+        let gone = |role: &'static str, id: &str, reference: &str, where_: String| {
+            DeployError::PinnedImageGone {
+                revision: pin.revision,
+                role,
+                id: id.to_string(),
+                reference: reference.to_string(),
+                where_,
+            }
+        };
+        if let TargetSpec::Swarm(s) = self.loaded.spec.target() {
+            // `registry/repo:tag@sha256:…` → `registry/repo@sha256:…`: the digest alone.
+            let by_digest = match ids.app.split_once('@') {
+                Some((name, digest)) => {
+                    let repo = match name.rsplit_once(':') {
+                        Some((repo, tag)) if !tag.contains('/') => repo,
+                        _ => name,
+                    };
+                    format!("{repo}@{digest}")
+                }
+                None => ids.app.clone(),
+            };
+            if let Err(e) = self
+                .engine
+                .docker
+                .inspect_registry_image(&by_digest, None)
+                .await
+            {
+                return Err(gone(
+                    "app",
+                    &ids.app,
+                    &refs.app,
+                    format!("in the registry {} (the manager says: {e})", s.registry()),
+                ));
+            }
+            return Ok(ids.clone());
+        }
+        let roles = [
+            ("app", Some(&ids.app), Some(&refs.app)),
+            ("PostgreSQL", Some(&ids.postgres), Some(&refs.postgres)),
+            ("Redis", ids.redis.as_ref(), refs.redis.as_ref()),
+            ("PgBouncer", ids.pooler.as_ref(), refs.pooler.as_ref()),
+            ("balancer", Some(&ids.balancer), Some(&refs.balancer)),
+        ];
+        for (role, id, reference) in roles {
+            let (Some(id), Some(reference)) = (id, reference) else {
+                continue;
+            };
+            if self.engine.image_id(id).await?.is_none() {
+                return Err(gone(role, id, reference, "on the Docker engine".into()));
+            }
+        }
+        Ok(ids.clone())
+    }
+
     /// The desired model on this engine (images resolved, final nginx config).
     pub async fn model(&self) -> Result<Model> {
         let images = self.images().await?;
+        self.model_of(&images)
+    }
+
+    fn model_of(&self, images: &Images) -> Result<Model> {
         let nginx_conf = self
             .templates
             .nginx(&self.loaded.spec, &model::upstream(&self.loaded.spec))?;
-        Ok(model::model(&self.loaded.spec, &images, nginx_conf))
+        Ok(model::model(&self.loaded.spec, images, nginx_conf))
     }
 
     /// Observes, plans and schedules the way to `goal`. Changes nothing.
     pub async fn prepare(&self, goal: Goal) -> Result<Prepared> {
         let observed = self.observe().await?;
-        let model = match goal {
+        let (images, model) = match goal {
             Goal::Converge => {
                 // Someone else's network or volume is named before a missing image.
                 plan::check_ownership(&self.names, &observed)?;
                 self.check_secrets(&observed)?;
-                self.model().await?
+                let images = self.images().await?;
+                let model = self.model_of(&images)?;
+                (Some(images), model)
             }
-            Goal::Destroy { .. } => Model::empty(self.names.clone()),
+            Goal::Destroy { .. } => (None, Model::empty(self.names.clone())),
         };
         let plan = plan::plan(&model, &observed, goal)?;
         let steps = self.target(model.clone(), None).schedule(&plan);
         Ok(Prepared {
             goal,
+            images,
             model,
             observed,
             plan,
@@ -335,6 +502,7 @@ impl Deployment {
                     Goal::Destroy { .. } => "destroy",
                 },
                 cluster: self.names.cluster().to_string(),
+                recorded: None,
                 source,
             })?;
         let after = target.observe().await.map_err(DeployError::Observe)?;
@@ -344,23 +512,196 @@ impl Deployment {
     }
 }
 
+/// `deployer logs`: the units' lines, read on the cluster's target.
+impl Deployment {
+    /// The selected units' lines in time order, the last `tail` of each.
+    pub async fn logs(&self, req: &Request, events: &dyn Events) -> Result<Vec<Line>> {
+        let (engine, names, selection) = (
+            self.engine.clone(),
+            self.names.clone(),
+            req.selection.clone(),
+        );
+        Ok(match self.loaded.spec.target() {
+            TargetSpec::Docker => {
+                engine_logs::fetch(&DockerLogs::new(engine, names, selection), req, events).await?
+            }
+            TargetSpec::Swarm(_) => {
+                engine_logs::fetch(&SwarmLogs::new(engine, names, selection), req, events).await?
+            }
+        })
+    }
+
+    /// Sends what [`Deployment::logs`] returns, then every new line as it
+    /// comes — a node replaced meanwhile under the same name —, until `out`
+    /// is closed.
+    pub async fn follow_logs(
+        &self,
+        req: &Request,
+        out: tokio::sync::mpsc::Sender<Line>,
+        events: &dyn Events,
+    ) -> Result<()> {
+        let (engine, names, selection) = (
+            self.engine.clone(),
+            self.names.clone(),
+            req.selection.clone(),
+        );
+        match self.loaded.spec.target() {
+            TargetSpec::Docker => {
+                let s = DockerLogs::new(engine, names, selection);
+                engine_logs::follow(&s, req, out, events).await?
+            }
+            TargetSpec::Swarm(_) => {
+                let s = SwarmLogs::new(engine, names, selection);
+                engine_logs::follow(&s, req, out, events).await?
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Deployment {
+    /// Converges as [`Deployment::apply`] does, and records the outcome in the cluster's
+    /// history (`cause`: an apply of the file, or a rollback): a revision that applied, or
+    /// one that failed, with what a failed health gate rolled back. A failure before any
+    /// step ran (secrets, templates) changes nothing and is not recorded.
+    pub async fn apply_and_record(
+        &self,
+        prepared: &Prepared,
+        events: &dyn Events,
+        cause: Cause,
+    ) -> Result<Recorded> {
+        let result = match self.apply(prepared, events).await {
+            Err(e @ DeployError::Apply { .. }) => Err(e),
+            Err(e) => return Err(e),
+            Ok(applied) => Ok(applied),
+        };
+        let failure = result.as_ref().err().map(|e| Failure {
+            error: error_lines(e),
+            rolled_back: rolled_back(e),
+        });
+        let outcome = match failure {
+            None => Outcome::Applied,
+            Some(_) => Outcome::Failed,
+        };
+        let revision = self.revision(prepared, cause, outcome, failure).await?;
+        let revision = self.history().record(revision)?;
+        match result {
+            Ok(applied) => Ok(Recorded { applied, revision }),
+            Err(DeployError::Apply {
+                cluster, source, ..
+            }) => Err(DeployError::Apply {
+                action: match cause {
+                    Cause::Apply => "apply",
+                    Cause::Rollback { .. } => "rollback",
+                },
+                cluster,
+                recorded: Some(revision.number),
+                source,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The revision this deployment's file and `prepared` images make, numbered when recorded.
+    async fn revision(
+        &self,
+        prepared: &Prepared,
+        cause: Cause,
+        outcome: Outcome,
+        failure: Option<Failure>,
+    ) -> Result<Revision> {
+        let spec = &self.loaded.spec;
+        let refs = Images::refs(spec);
+        let images = RevisionImages {
+            ids: prepared.images.clone().unwrap_or_else(|| refs.clone()),
+            refs,
+        };
+        let previous = history::deployed(&self.history().list()?).cloned();
+        let mut revision = Revision {
+            number: 0,
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            cluster: self.names.cluster().to_string(),
+            target: match spec.target() {
+                TargetSpec::Docker => "docker",
+                TargetSpec::Swarm(_) => "swarm",
+            }
+            .to_string(),
+            cause,
+            outcome,
+            failure,
+            changes: Vec::new(),
+            images,
+            migrations: self.migrations().await.ok(),
+            toml: self.loaded.source.clone(),
+        };
+        revision.changes = history::changes::between(&self.file, previous.as_ref(), &revision);
+        Ok(revision)
+    }
+
+    /// The migrations the cluster's database has (`_sqlx_migrations`), read inside the cluster.
+    pub async fn migrations(&self) -> std::result::Result<Vec<Migration>, ConnectionsError> {
+        let rows = self.sql(migrations::SQL).await?;
+        migrations::parse(&rows).map_err(ConnectionsError::Migrations)
+    }
+}
+
+/// An error and its causes, one per line.
+fn error_lines(e: &dyn std::error::Error) -> String {
+    let mut lines = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        lines.push(c.to_string());
+        cause = c.source();
+    }
+    lines.join("\n")
+}
+
+/// What was undone when a health gate failed: the guarded group's reason on one engine,
+/// Swarm's own rollback of the service on a swarm.
+fn rolled_back(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(ApplyError::RolledBack { why, .. }) = c.downcast_ref::<ApplyError>() {
+            return Some(why.clone());
+        }
+        if let Some(TargetError::Swarm(SwarmError::RolledBack { service, message })) =
+            c.downcast_ref::<TargetError>()
+        {
+            return Some(format!("Swarm rolled {service} back ({message})"));
+        }
+        cause = c.source();
+    }
+    None
+}
+
 /// How `verify` looks inside the cluster on this deployment's target.
-pub type TargetProbes = crate::target::docker::probes::DockerProbes;
+pub type TargetProbes = crate::target::AnyProbes;
 
 impl Deployment {
     /// The target's probes, with the cluster's database password (from the
     /// secrets an apply created next to the file).
-    pub fn probes(&self) -> std::result::Result<TargetProbes, ConnectionsError> {
-        if self.loaded.spec.target().swarm().is_some() {
-            return Err(ConnectionsError::NotOnSwarm);
-        }
+    pub async fn probes(&self) -> std::result::Result<TargetProbes, ConnectionsError> {
         let password =
             std::fs::read_to_string(secrets::dir_for(&self.file).join(secrets::DB_PASSWORD_FILE))
                 .map_err(ConnectionsError::Password)?;
-        Ok(TargetProbes::new(
-            self.engine.clone(),
-            &self.loaded.spec,
-            &password,
+        if self.loaded.spec.target().swarm().is_some() {
+            let target = self
+                .swarm_target()
+                .await
+                .map_err(|e| ConnectionsError::Swarm(Box::new(e)))?;
+            return Ok(crate::target::AnyProbes::Swarm(
+                crate::target::swarm::probes::SwarmProbes::new(
+                    target,
+                    self.loaded.spec.app().port(),
+                ),
+            ));
+        }
+        Ok(crate::target::AnyProbes::Docker(
+            crate::target::docker::probes::DockerProbes::new(
+                self.engine.clone(),
+                &self.loaded.spec,
+                &password,
+            ),
         ))
     }
 }
@@ -373,15 +714,15 @@ pub enum ConnectionsError {
     #[error("the pooler is not running")]
     PoolerNotRunning,
     #[error("querying the pooler's admin console")]
-    Console(#[source] EngineError),
+    Console(#[source] crate::target::TargetError),
     #[error("reading SHOW POOLS: {0}")]
     Pools(String),
-    #[error("`deployer verify` does not look inside a swarm yet: check it through the balancer, and `deployer status` for tasks and connections")]
-    NotOnSwarm,
-    #[error("reading pg_stat_activity through a one-off task on the swarm")]
+    #[error("looking inside the swarm through one-off tasks")]
     Swarm(#[source] Box<DeployError>),
     #[error("cannot read the database password")]
     Password(#[source] std::io::Error),
+    #[error("reading _sqlx_migrations: {0}")]
+    Migrations(String),
     #[error("querying pg_stat_activity")]
     Query(#[source] EngineError),
 }
@@ -400,7 +741,7 @@ impl Deployment {
             .get(&name)
             .filter(|c| c.running)
             .ok_or(ConnectionsError::PoolerNotRunning)?;
-        let probes = self.probes()?;
+        let probes = self.probes().await?;
         let rows = crate::target::Probes::pooler_console(&probes, "SHOW POOLS")
             .await
             .map_err(ConnectionsError::Console)?;
@@ -454,15 +795,19 @@ const CONNECTIONS_SQL: &str =
 impl Deployment {
     /// On a swarm, psql runs in a one-off task on the cluster's network.
     async fn swarm_sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        Ok(self.swarm_target().await?.sql(sql).await?)
+    }
+
+    /// The swarm target with the cluster's secrets, for one-off jobs.
+    async fn swarm_target(&self) -> Result<SwarmTarget> {
         let secrets = self.secrets()?;
-        let target = SwarmTarget::new(
+        Ok(SwarmTarget::new(
             self.engine.clone(),
             self.loaded.spec.clone(),
             self.model().await?,
             Some(secrets),
         )
-        .expect("a swarm spec");
-        Ok(target.sql(sql).await?)
+        .expect("a swarm spec"))
     }
 
     /// Each task of the cluster on a swarm: its service, slot, host, state.
@@ -543,5 +888,57 @@ pub fn base_dir(file: &Path) -> PathBuf {
     match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(source: ApplyError) -> DeployError {
+        DeployError::Apply {
+            action: "apply",
+            cluster: "t".into(),
+            recorded: None,
+            source,
+        }
+    }
+
+    #[test]
+    fn a_failed_apply_says_what_was_rolled_back_on_either_target() {
+        let step = |source: TargetError| ApplyError::Step {
+            step: "deploy t-app".into(),
+            source: Box::new(source),
+        };
+        let swarm = failed(step(TargetError::Swarm(SwarmError::RolledBack {
+            service: "t-app".into(),
+            message: "update rolled back due to failure or early termination of task".into(),
+        })));
+        assert_eq!(
+            rolled_back(&swarm).as_deref(),
+            Some("Swarm rolled t-app back (update rolled back due to failure or early termination of task)")
+        );
+        let docker = failed(ApplyError::RolledBack {
+            why: "the new t-app-1 must pass its health gate; the old one keeps serving".into(),
+            source: Box::new(step(TargetError::Swarm(SwarmError::NotAManager {
+                address: "x".into(),
+                state: "inactive".into(),
+            }))),
+        });
+        assert_eq!(
+            rolled_back(&docker).as_deref(),
+            Some("the new t-app-1 must pass its health gate; the old one keeps serving")
+        );
+        let plain = failed(step(TargetError::Swarm(SwarmError::NotAManager {
+            address: "x".into(),
+            state: "inactive".into(),
+        })));
+        assert_eq!(rolled_back(&plain), None);
+        assert_eq!(
+            error_lines(&plain),
+            "apply of cluster `t` failed; run `deployer apply` again to converge from here\n\
+             step `deploy t-app` failed\n\
+             the engine at x is not a swarm manager (inactive); run `docker swarm init` there, or point [swarm] manager at a manager"
+        );
     }
 }

@@ -39,6 +39,7 @@ pub fn converged(m: &Model) -> Observed {
     Observed {
         network: Presence::Owned,
         volume: Presence::Owned,
+        volume_password_check: None,
         units: m
             .units
             .iter()

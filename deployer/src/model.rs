@@ -19,7 +19,7 @@ use crate::names::{self, Names, NodeIndex, Role, Slot};
 pub use crate::secrets::SecretFile;
 
 /// The images each role runs: references (`render`) or the engine's image IDs (`apply`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Images {
     pub app: String,
     pub postgres: String,

@@ -10,6 +10,9 @@ use crate::config::ClusterSpec;
 
 /// Label keys every object of a cluster carries.
 pub const LABEL_CLUSTER: &str = "io.deployer.cluster";
+/// On the data volume: [`crate::secrets::password_check`] of the password the data was
+/// created with, so an apply with other secrets is refused before any node fails.
+pub const LABEL_PASSWORD_CHECK: &str = "io.deployer.password-check";
 pub const LABEL_ROLE: &str = "io.deployer.role";
 pub const LABEL_NODE: &str = "io.deployer.node";
 pub const LABEL_SPEC_HASH: &str = "io.deployer.spec-hash";

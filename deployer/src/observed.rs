@@ -53,6 +53,8 @@ pub struct ObservedUnit {
 pub struct Observed {
     pub network: Presence,
     pub volume: Presence,
+    /// The data volume's record of the password it was created with, when it has one.
+    pub volume_password_check: Option<String>,
     pub units: Vec<ObservedUnit>,
     /// The balancer's running config, when there is a balancer.
     pub nginx_conf: Option<String>,

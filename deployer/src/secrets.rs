@@ -156,6 +156,18 @@ fn random(len: usize) -> String {
 pub const DB_PASSWORD_FILE: &str = "db_password";
 
 /// Whether `dir` holds a database password (a non-empty file).
+/// What the data volume records of the database password: the first 16 hex digits of
+/// SHA-256 over the cluster's name and the password. It tells one password from another
+/// and gives nothing away (the password is 32 random characters).
+pub fn password_check(cluster: &str, password: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!(
+        "deployer-password-check\0{cluster}\0{}",
+        password.trim()
+    ));
+    hex::encode(digest)[..16].to_string()
+}
+
 pub fn has_db_password(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join(DB_PASSWORD_FILE)).is_ok_and(|s| !s.trim().is_empty())
 }

@@ -158,11 +158,54 @@ fn every_command_has_help_with_an_example() {
         &["--help"][..],
         &["validate", "--help"][..],
         &["render", "--help"][..],
+        &["logs", "--help"][..],
+        &["rollback", "--help"][..],
+        &["history", "--help"][..],
     ] {
         let run = dir.run(args);
         assert_eq!(run.code, 0, "{args:?}");
         assert!(run.stdout.contains("Example"), "{args:?}: {}", run.stdout);
     }
+}
+
+#[test]
+fn logs_targets_are_checked_against_the_file_and_f_after_the_command_follows() {
+    let dir = Dir::new();
+    dir.write(
+        "staging.toml",
+        "[cluster]\nname = \"staging\"\n[app]\nnodes = 2\n",
+    );
+    // `-f PATH` before the command is the file; `-f` after `logs` is --follow.
+    // Targets are checked before the engine is asked anything.
+    for (args, want) in [
+        (
+            &["-f", "staging.toml", "logs", "web", "-f"][..],
+            "unknown log target `web`",
+        ),
+        (
+            &["logs", "--file", "staging.toml", "--follow", "app-3"][..],
+            "cluster `staging` has 2 nodes (app-1 … app-2), not `app-3`",
+        ),
+        (
+            &["-f", "staging.toml", "logs", "-f", "redis"][..],
+            "[redis] enabled = false",
+        ),
+    ] {
+        let run = dir.run(args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "valid targets: app (every node), app-1 … app-2 (or staging-app-1 …), postgres, balancer (or lb)"
+            ),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    let run = dir.run(&["-f", "staging.toml", "logs", "--since", "ten minutes"]);
+    assert_eq!(run.code, 2, "a usage error: {}", run.stderr);
+    assert!(run.stderr.contains("e.g. 30s, 10m, 2h"), "{}", run.stderr);
 }
 
 #[test]
@@ -293,4 +336,121 @@ fn env_values_cannot_break_out_of_yaml() {
         compose.contains(r#"GREETING: "x: 1\" injected: \"$$HOME""#),
         "{compose}"
     );
+}
+
+/// `history` reads the revisions next to the file (no engine): the table, `--show`, `--json`,
+/// and a clear word when there is none or the revision does not exist.
+#[test]
+fn history_lists_revisions_shows_one_and_speaks_json() {
+    use deployer::history::{Cause, Failure, Outcome, Revision, RevisionImages, Store};
+    use deployer::model::Images;
+
+    let dir = Dir::new();
+    dir.write("cluster.toml", example());
+    let run = dir.run(&["history"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("cluster `demo` has no history yet"),
+        "{}",
+        run.stdout
+    );
+
+    let images = |app: &str| Images {
+        app: app.into(),
+        postgres: "sha256:9999".into(),
+        redis: None,
+        pooler: None,
+        balancer: "sha256:8888".into(),
+    };
+    let store = Store::at(dir.path(), "demo");
+    let rows = [
+        (Cause::Apply, Outcome::Applied, "created: 3 nodes"),
+        (Cause::Apply, Outcome::Applied, "nodes 3→5"),
+        (Cause::Apply, Outcome::Failed, "env FOO added"),
+        (Cause::Rollback { to: 1 }, Outcome::Applied, "nodes 5→3"),
+    ];
+    for (i, (cause, outcome, change)) in rows.into_iter().enumerate() {
+        store
+            .record(Revision {
+                number: 0,
+                at: format!("2026-11-27T05:0{i}:00Z"),
+                cluster: "demo".into(),
+                target: "docker".into(),
+                cause,
+                outcome,
+                failure: (outcome == Outcome::Failed).then(|| Failure {
+                    error: "apply of cluster `demo` failed".into(),
+                    rolled_back: Some("the new demo-app-1 must pass its health gate".into()),
+                }),
+                changes: vec![change.into()],
+                images: RevisionImages {
+                    refs: images("deployer-app:latest"),
+                    ids: images("sha256:ab12cd"),
+                },
+                migrations: Some(vec![]),
+                toml: format!("# revision {}\n", i + 1),
+            })
+            .unwrap();
+    }
+    let run = dir.run(&["history"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{}", run.stdout);
+    for (line, want) in lines[1..].iter().zip([
+        [
+            "1",
+            "2026-11-27 05:00:00",
+            "superseded",
+            "apply",
+            "created: 3 nodes",
+        ],
+        [
+            "2",
+            "2026-11-27 05:01:00",
+            "superseded",
+            "apply",
+            "nodes 3→5",
+        ],
+        [
+            "3",
+            "2026-11-27 05:02:00",
+            "failed",
+            "apply failed; rolled back: the new demo-app-1",
+            "env FOO added",
+        ],
+        [
+            "4",
+            "2026-11-27 05:03:00",
+            "deployed",
+            "rollback to 1",
+            "nodes 5→3",
+        ],
+    ]) {
+        for w in want {
+            assert!(line.contains(w), "{w:?} missing in {line:?}");
+        }
+    }
+    let run = dir.run(&["history", "--show", "2"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "# revision 2\n"));
+    let run = dir.run(&["history", "--show", "9"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("cluster `demo` has no revision 9"),
+        "{}",
+        run.stderr
+    );
+    let run = dir.run(&["history", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["revisions"][2]["status"], "failed");
+    assert_eq!(v["revisions"][3]["cause"]["to"], 1);
+    assert_eq!(v["revisions"][3]["status"], "deployed");
+
+    // A file that no longer validates still names its cluster: its history can be read.
+    dir.write(
+        "cluster.toml",
+        "[cluster]\nname = \"demo\"\n[app]\nnodes = 0\n",
+    );
+    let run = dir.run(&["history"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("rollback to 1"), "{}", run.stdout);
 }

@@ -304,6 +304,20 @@ impl Cluster {
             .collect()
     }
 
+    /// On a swarm, the app tasks meant to run: (node name, host).
+    pub fn app_tasks(&self) -> Vec<(String, String)> {
+        self.rt.block_on(async {
+            let d = self.deployment().await.unwrap();
+            d.tasks()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|t| t.service == format!("{}-app", self.name))
+                .map(|t| (t.name, t.host))
+                .collect()
+        })
+    }
+
     /// Where users reach `path`: over HTTPS when the cluster serves it, else HTTP.
     pub fn url(&self, path: &str) -> String {
         match &self.https {

@@ -634,3 +634,50 @@ fn apply_refuses_to_replace_lost_secrets_while_the_data_volume_exists() {
     );
     assert!(volume.exists());
 }
+
+/// Secrets made afresh by `render` (the compose path makes them when they are missing)
+/// after the cluster's were lost: the data volume records which password it was created
+/// with, so `apply` refuses before any node is replaced, and says how out.
+#[test]
+fn apply_refuses_secrets_that_render_made_afresh_for_an_existing_volume() {
+    let _serial = serial();
+    let c = Cluster::new("freshsecrets");
+    c.apply().unwrap();
+    let ids = c.container_ids();
+    let secrets = c.dir.path().join(".deployer").join("secrets");
+    std::fs::remove_dir_all(&secrets).unwrap();
+
+    // What `deployer render` does: templates rendered, secrets made when missing.
+    let loaded = deployer::config::load(&c.file()).unwrap();
+    let templates = deployer::render::Templates::load(None).unwrap();
+    deployer::deploy::Generated::render(&c.file(), &templates, &loaded.spec, None)
+        .unwrap()
+        .write()
+        .unwrap();
+    assert!(
+        secrets.join("db_password").exists(),
+        "render made a new password"
+    );
+
+    let err = c.apply().expect_err("apply must refuse");
+    let msg = format!("{err:#}");
+    for part in [
+        "was created with another database password",
+        "Nothing was changed",
+        "restore the directory",
+        "`deployer destroy --volumes`",
+    ] {
+        assert!(msg.contains(part), "`{part}` not in: {msg}");
+    }
+    assert!(
+        matches!(
+            err.downcast_ref::<DeployError>(),
+            Some(DeployError::SecretsReplaced { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(c.container_ids(), ids, "nothing was replaced");
+    // The nodes still serve with the password the data was made with.
+    let seen: BTreeSet<String> = nodes_seen(&c, 6).into_iter().collect();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}

@@ -29,20 +29,6 @@ fn labelled(c: &Cluster) -> Vec<String> {
     left
 }
 
-/// The app tasks meant to run: (node name, host).
-fn app_tasks(c: &Cluster) -> Vec<(String, String)> {
-    c.rt.block_on(async {
-        let d = c.deployment().await.unwrap();
-        d.tasks()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|t| t.service == format!("{}-app", c.name))
-            .map(|t| (t.name, t.host))
-            .collect()
-    })
-}
-
 #[test]
 fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_requests() {
     let _serial = serial();
@@ -54,7 +40,7 @@ fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_reques
     let seen: BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
     let want: BTreeSet<String> = (1..=3).map(|i| format!("{}-app-{i}", c.name)).collect();
     assert_eq!(seen, want);
-    let hosts: BTreeSet<String> = app_tasks(&c).into_iter().map(|(_, h)| h).collect();
+    let hosts: BTreeSet<String> = c.app_tasks().into_iter().map(|(_, h)| h).collect();
     assert!(hosts.len() >= 2, "tasks on one host only: {hosts:?}");
 
     // A rolling env change under keep-alive and fresh-connection clients.
@@ -82,7 +68,7 @@ fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_reques
                 .replace("nodes = 3 ", extra)
         });
         c.apply().unwrap();
-        assert_eq!(app_tasks(&c).len(), nodes);
+        assert_eq!(c.app_tasks().len(), nodes);
         // nginx finds the tasks by DNS, again every second: no reload.
         wait_for(
             &format!("the balancer to send to exactly {nodes} tasks"),
@@ -107,7 +93,7 @@ fn a_swarm_cluster_spreads_rolls_scales_heals_and_destroys_without_failed_reques
         "scaled by hand to 4, the file says 2:\n{drift}"
     );
     c.apply().unwrap();
-    assert_eq!(app_tasks(&c).len(), 2);
+    assert_eq!(c.app_tasks().len(), 2);
 
     // Destroy leaves nothing of the cluster on the swarm.
     c.destroy_all().unwrap();
@@ -172,7 +158,8 @@ fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connection
     let token = e2e::token(&c, "swarmkill");
     // A host other than the manager (it carries the API and the balancer) with a task.
     let manager_host = lab.var("SWARM_LAB_MANAGER");
-    let victim = app_tasks(&c)
+    let victim = c
+        .app_tasks()
         .into_iter()
         .map(|(_, h)| h)
         .find(|h| *h != manager_host)
@@ -197,7 +184,8 @@ fn losing_a_whole_host_under_load_reschedules_its_tasks_and_frees_its_connection
     let load = Load::keep_alive(&c, 4);
     std::thread::sleep(Duration::from_secs(2));
     // The victim's tasks' addresses, as PostgreSQL sees them.
-    let victim_nodes: Vec<String> = app_tasks(&c)
+    let victim_nodes: Vec<String> = c
+        .app_tasks()
         .into_iter()
         .filter(|(_, h)| *h == victim)
         .map(|(n, _)| n)
@@ -390,5 +378,96 @@ fn the_pooler_runs_on_a_swarm_and_toggles_under_database_load_without_failed_req
             .into_iter()
             .any(|l| l.starts_with(&format!("service {}-pooler-", c.name)));
         assert_eq!(pooler, what == "on", "{:?}", labelled(&c));
+        // `status` reads the pooler's pools on its admin console, through a one-off task.
+        let pools = c.rt.block_on(async {
+            let d = c.deployment().await.unwrap();
+            let observed = d.observe().await.unwrap();
+            d.pooler_pools(&observed).await
+        });
+        if what == "on" {
+            let pools = pools.unwrap().expect("a pooler");
+            assert!(pools.iter().any(|p| p.database == "app"), "{pools:?}");
+        }
     }
+}
+
+/// `deployer verify` on a swarm: every look inside (each node's health and readiness on the
+/// overlay network, the token on every task directly, SQL, the balancer's log) runs as a
+/// one-off task; every check passes, and the cluster is left as found. `--chaos` is refused
+/// with the reason.
+#[test]
+fn verify_looks_inside_a_swarm_through_one_off_tasks_and_passes() {
+    let _serial = serial();
+    let c = Cluster::on_swarm("swarmvfy", 4001);
+    c.apply().unwrap();
+    let loaded = deployer::config::load(&c.file()).unwrap();
+    let options = deployer::verify::Options {
+        requests: 300,
+        url: Some(format!("http://{}", c.reach)),
+        ..Default::default()
+    };
+    let chaos = deployer::verify::Options {
+        chaos: true,
+        ..options.clone()
+    };
+    let err =
+        c.rt.block_on(deployer::verify::verify(
+            &loaded,
+            &c.file(),
+            &chaos,
+            &mut |_| {},
+        ))
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--chaos"), "{err:#}");
+
+    let report =
+        c.rt.block_on(deployer::verify::verify(
+            &loaded,
+            &c.file(),
+            &options,
+            &mut |_| {},
+        ))
+        .unwrap();
+    let shown: Vec<String> = report.checks.iter().map(|c| c.line()).collect();
+    println!("{}", shown.join("\n"));
+    assert!(report.passed(), "{}", shown.join("\n"));
+    let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        [
+            "balancer",
+            "nodes",
+            "distribution",
+            "database",
+            "auth",
+            "jobs",
+            "load",
+            "cleanup"
+        ]
+    );
+    let figures = |name: &str| report.check(name).unwrap().figures.clone();
+    assert_eq!(figures("nodes")["healthy"], 3, "{}", figures("nodes"));
+    let auth = figures("auth");
+    assert!(auth["served_by"].as_object().unwrap().len() >= 2, "{auth}");
+    assert!(
+        auth["direct"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == 200),
+        "{auth}"
+    );
+    let jobs = figures("jobs");
+    assert_eq!(jobs["completed_once"], 50, "{jobs}");
+
+    // As found: nothing to apply, no probe job left behind.
+    assert!(c.plan().is_empty(), "{}", c.plan());
+    let left = labelled(&c);
+    assert!(
+        !left
+            .iter()
+            .any(|l| l.contains("-probe-") || l.contains("-sql")),
+        "{left:?}"
+    );
+    c.destroy();
 }

@@ -10,17 +10,18 @@ use serde_json::json;
 
 use super::{load_or_report, ApplyArgs, DestroyArgs, Outcome, PlanArgs, Progress};
 use crate::deploy::{base_dir, Deployment, Prepared};
+use crate::history::Cause;
 use crate::plan::Goal;
 use crate::steps;
 
-async fn open(file: &Path, json_out: bool) -> anyhow::Result<Option<Deployment>> {
+pub(super) async fn open(file: &Path, json_out: bool) -> anyhow::Result<Option<Deployment>> {
     let Some(loaded) = load_or_report(file, json_out)? else {
         return Ok(None);
     };
     Ok(Some(Deployment::open(file, loaded).await?))
 }
 
-fn print_plan(d: &Deployment, p: &Prepared, with_steps: bool) {
+pub(super) fn print_plan(d: &Deployment, p: &Prepared, with_steps: bool) {
     println!("cluster `{}`:\n", d.names().cluster());
     print!("{}", p.plan);
     if with_steps && !p.steps.is_empty() {
@@ -57,7 +58,7 @@ pub async fn plan(file: &Path, args: &PlanArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+pub(super) fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }
@@ -88,11 +89,13 @@ pub async fn apply(file: &Path, args: &ApplyArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Failed);
     }
     let progress = Progress::new();
-    let applied = d.apply(&p, &progress).await?;
+    let recorded = d.apply_and_record(&p, &progress, Cause::Apply).await?;
+    let applied = recorded.applied;
     println!(
-        "\nApply complete in {:.1}s. {}",
+        "\nApply complete in {:.1}s. {} Recorded as revision {} (`deployer history`).",
         progress.elapsed().as_secs_f64(),
-        p.plan.summary().replace("Plan: ", "Done: ")
+        p.plan.summary().replace("Plan: ", "Done: "),
+        recorded.revision.number
     );
     if !applied.left.is_empty() {
         eprintln!(

@@ -5,6 +5,8 @@
 
 mod cluster;
 mod files;
+mod history;
+mod logs;
 mod progress;
 mod verify;
 
@@ -109,6 +111,34 @@ pub enum Command {
     )]
     Apply(ApplyArgs),
 
+    /// Roll the cluster back to an earlier revision (by default the one before).
+    #[command(
+        long_about = "Run an earlier revision of the cluster again: the cluster.toml it applied, \
+            with the images it ran pinned by ID (on a swarm, by registry digest) even when \
+            [app] image's tag now points elsewhere. Planned and shown like an apply, confirmed \
+            (on a terminal, or --yes), carried out health-gated with the rolling update (no \
+            failed request), and recorded as a new revision. Without --to, goes to the last \
+            revision that applied before the deployed one. Refused before anything changes \
+            when the database has a migration the revision's image does not know (the schema \
+            moved forward), when the revision failed, or when its images are gone. \
+            cluster.toml is not rewritten: afterwards `deployer plan` shows the way from the \
+            running cluster back to the file; `deployer history --show N` prints the \
+            revision's file.",
+        after_help = "Examples:\n  deployer rollback                 # to the revision before the deployed one\n  deployer rollback --to 3          # to revision 3 (see `deployer history`)\n  deployer rollback --to 3 --yes    # without asking\n  deployer history --show 3 > cluster.toml   # then make the file match"
+    )]
+    Rollback(RollbackArgs),
+
+    /// List the cluster's revisions: each apply and rollback, its outcome and what changed.
+    #[command(
+        long_about = "List the revisions recorded in .deployer/revisions/<cluster>/ next to \
+            cluster.toml, as `helm history` does: number, when, status (deployed, superseded, \
+            failed), what it was (apply, rollback to N, failed and rolled back by a health \
+            gate) and what changed since the revision before it (nodes 3→5, image \
+            deployer-app:ab12→cd34, env FOO changed). Reads files only; never a secret.",
+        after_help = "Examples:\n  deployer history\n  deployer history --json\n  deployer history --show 3                  # revision 3's cluster.toml\n  deployer history --show 3 > cluster.toml"
+    )]
+    History(HistoryArgs),
+
     /// Show each service and node, its health, and the connections in use (and the pooler's pools).
     #[command(after_help = "Examples:\n  deployer status\n  deployer status --json")]
     Status(JsonFlag),
@@ -151,10 +181,52 @@ pub enum Command {
             (req/s, p50, p99, errors). With --chaos, also stops one node, counts failed \
             requests while it is down, and brings it back with the deployer's own convergence. \
             Its test user and jobs are labelled and deleted at the end. Exits 1 when any \
-            check fails.",
-        after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50"
+            check fails. On a swarm, the looks inside run as one-off tasks on the cluster's \
+            network, and --chaos is refused (a manager cannot stop one task on another host).",
+        after_help = "Examples:\n  deployer verify\n  deployer verify --chaos\n  deployer verify --json\n  deployer verify --requests 5000 --concurrency 50\n  deployer verify --url http://127.0.0.1:14000   # a swarm's balancer through a forwarded port"
     )]
     Verify(VerifyArgs),
+
+    /// Show the cluster's logs: every unit, or some, merged in time order; -f follows.
+    #[command(
+        long_about = "Show the logs of the whole cluster, or of the units named: `app` (every node), \
+            one node (`app-2` or `demo-app-2`), `postgres`, `balancer` (or `lb`), `redis`, `pooler`. \
+            Lines of all of them are merged in the order the engine stamped them, each prefixed with \
+            its unit's name (coloured on a terminal; no colour when stdout is not a terminal or \
+            NO_COLOR is set). The app's JSON log lines read as `time LEVEL message key=value…`; \
+            other lines are shown as written; times are UTC. With -f, keeps printing lines as they \
+            come, across rollouts: a node's replacement goes on under the node's name. On a swarm \
+            an app task is named by its slot (task demo-app.2 is node demo-app-2). --json prints \
+            one JSON object per line: the app's own object with a `unit` key put first (every \
+            other byte as the app wrote it), any other line as {\"unit\", \"timestamp\", \"message\"}. \
+            In this command -f is --follow: give the file before the command (`deployer -f \
+            prod.toml logs -f`) or as --file.",
+        after_help = "Examples:\n  deployer logs                      # every unit, all lines kept by the engine\n  deployer logs app --tail 20        # the last 20 lines of each node\n  deployer logs app-2 lb --since 10m\n  deployer logs -f                   # follow, through rollouts; Ctrl-C stops\n  deployer logs app --json | jq 'select(.level == \"ERROR\")'\n  deployer -f prod.toml logs postgres -f"
+    )]
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Units to show: app (every node), app-N or <cluster>-app-N (one node), postgres,
+    /// balancer (lb), redis, pooler [default: every unit].
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Keep printing new lines as they come (through rollouts) until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only lines written since then: 30s, 10m, 2h, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = logs::parse_since)]
+    pub since: Option<Duration>,
+    /// Only the last N lines of each unit (before following) [default: all].
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// One JSON object per line (the app's own, with "unit" added; others wrapped).
+    #[arg(long)]
+    pub json: bool,
+    /// The cluster file (in `logs`, -f is --follow: put `-f PATH` before the command).
+    #[arg(long = "file", value_name = "PATH", default_value = "cluster.toml")]
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +250,26 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The revision to roll back to [default: the one that applied before the deployed one].
+    #[arg(long, value_name = "REVISION")]
+    pub to: Option<u32>,
+    /// Roll back without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print a machine-readable history on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the cluster.toml revision N applied, and nothing else.
+    #[arg(long, value_name = "N", conflicts_with = "json")]
+    pub show: Option<u32>,
+}
+
+#[derive(Debug, Args)]
 pub struct DestroyArgs {
     /// Also remove the database volume (all data).
     #[arg(long)]
@@ -192,6 +284,10 @@ pub struct VerifyArgs {
     /// Also stop one node, count failed requests, and bring it back with apply's convergence.
     #[arg(long)]
     pub chaos: bool,
+    /// The balancer as this machine reaches it, when not at the file's address (e.g. a
+    /// swarm's balancer host through a forwarded port): `http://127.0.0.1:14000`.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
     /// Print a machine-readable result on stdout.
     #[arg(long)]
     pub json: bool,
@@ -235,6 +331,7 @@ impl From<&VerifyArgs> for crate::verify::Options {
             jobs: a.jobs,
             jobs_deadline: Duration::from_secs(a.jobs_deadline.into()),
             chaos_duration: Duration::from_secs(a.chaos_seconds.into()),
+            url: a.url.clone(),
         }
     }
 }
@@ -268,10 +365,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Images => files::images(file),
         Command::Plan(a) => runtime()?.block_on(cluster::plan(file, a)),
         Command::Apply(a) => runtime()?.block_on(cluster::apply(file, a)),
+        Command::Rollback(a) => runtime()?.block_on(history::rollback(file, a)),
+        Command::History(a) => history::history(file, a),
         Command::Status(a) => runtime()?.block_on(cluster::status(file, a.json)),
         Command::Destroy(a) => runtime()?.block_on(cluster::destroy(file, a)),
         Command::Build => runtime()?.block_on(cluster::build(file)),
         Command::Verify(a) => runtime()?.block_on(verify::verify(file, a)),
+        Command::Logs(a) => runtime()?.block_on(logs::logs(file, a)),
     }
 }
 

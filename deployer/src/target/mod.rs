@@ -16,6 +16,7 @@ use crate::steps::Step;
 
 pub mod docker;
 pub mod live_budget;
+pub mod logs;
 pub mod swarm;
 
 pub trait Target: Sync {
@@ -72,6 +73,11 @@ pub trait Probes: Sync {
         &self,
     ) -> impl Future<Output = Result<HashMap<String, String>, Self::Error>> + Send;
 
+    /// Where each node answers on the cluster's network (`host:port`), by node name.
+    fn node_endpoints(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<String, String>, Self::Error>> + Send;
+
     /// Stops a unit as its engine would (stop signal, SIGKILL after `grace`).
     fn stop(
         &self,
@@ -92,6 +98,8 @@ pub enum TargetError {
     Docker(#[from] docker::DockerError),
     #[error(transparent)]
     Swarm(#[from] swarm::SwarmError),
+    #[error(transparent)]
+    Engine(#[from] docker::engine::EngineError),
 }
 
 impl Target for AnyTarget {
@@ -117,5 +125,54 @@ impl Target for AnyTarget {
             AnyTarget::Swarm(t) => t.execute(step, events).await?,
         }
         Ok(())
+    }
+}
+
+/// The probes of the target a cluster file names (one per command: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub enum AnyProbes {
+    Docker(docker::probes::DockerProbes),
+    Swarm(swarm::probes::SwarmProbes),
+}
+
+/// Runs the same call on whichever probes `$self` holds, converting the error.
+macro_rules! on_probes {
+    ($self:ident, $p:ident => $call:expr) => {
+        match $self {
+            AnyProbes::Docker($p) => Ok($call.await?),
+            AnyProbes::Swarm($p) => Ok($call.await?),
+        }
+    };
+}
+
+impl Probes for AnyProbes {
+    type Error = TargetError;
+
+    async fn sql(&self, sql: &str) -> Result<Vec<Vec<String>>, TargetError> {
+        on_probes!(self, p => p.sql(sql))
+    }
+
+    async fn pooler_console(&self, sql: &str) -> Result<Vec<Vec<String>>, TargetError> {
+        on_probes!(self, p => p.pooler_console(sql))
+    }
+
+    async fn in_cluster(&self, script: &str, env: &[String]) -> Result<(i64, String), TargetError> {
+        on_probes!(self, p => p.in_cluster(script, env))
+    }
+
+    async fn logs(&self, unit: &str, lines: usize) -> Result<String, TargetError> {
+        on_probes!(self, p => p.logs(unit, lines))
+    }
+
+    async fn node_addresses(&self) -> Result<HashMap<String, String>, TargetError> {
+        on_probes!(self, p => p.node_addresses())
+    }
+
+    async fn node_endpoints(&self) -> Result<HashMap<String, String>, TargetError> {
+        on_probes!(self, p => p.node_endpoints())
+    }
+
+    async fn stop(&self, unit: &str, grace: Duration) -> Result<(), TargetError> {
+        on_probes!(self, p => p.stop(unit, grace))
     }
 }

@@ -53,6 +53,9 @@ pub struct Options {
     pub jobs_deadline: Duration,
     /// How long the stopped node stays down while traffic runs (chaos).
     pub chaos_duration: Duration,
+    /// The balancer as this machine reaches it, when not at the address the file gives
+    /// (a swarm's balancer host behind another name, a tunnel, a forwarded port).
+    pub url: Option<String>,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             jobs: 50,
             jobs_deadline: Duration::from_secs(30),
             chaos_duration: Duration::from_secs(3),
+            url: None,
         }
     }
 }
@@ -148,7 +152,14 @@ pub async fn verify(
             deployment.names().cluster()
         );
     }
-    let v = Verifier::new(file, loaded, &deployment, options)?;
+    if options.chaos && loaded.spec.target().swarm().is_some() {
+        bail!(
+            "--chaos stops one node through the engine, and a swarm manager cannot stop one task \
+             on another host; run verify without --chaos (losing a whole host is tested by the \
+             swarm end-to-end tests)"
+        );
+    }
+    let v = Verifier::new(file, loaded, &deployment, options).await?;
     let mut checks = Vec::new();
     let mut record = |c: Check| {
         on_check(&c);
@@ -198,7 +209,7 @@ struct Verifier<'a> {
 }
 
 impl<'a> Verifier<'a> {
-    fn new(
+    async fn new(
         file: &'a Path,
         loaded: &'a Loaded,
         deployment: &Deployment,
@@ -208,6 +219,7 @@ impl<'a> Verifier<'a> {
         let names = deployment.names().clone();
         let probes = deployment
             .probes()
+            .await
             .context("reading the database password (was the cluster applied from this file?)")?;
         let (base_url, https) = traffic::balancer(spec);
         let clients = traffic::Clients::new(options.concurrency as usize, https.as_ref())?;
@@ -217,7 +229,13 @@ impl<'a> Verifier<'a> {
             probes,
             names,
             options,
-            base_url,
+            base_url: match &options.url {
+                Some(url) => url.trim_end_matches('/').to_string(),
+                None if spec.target().swarm().is_some() => {
+                    spec.balancer_url().trim_end_matches('/').to_string()
+                }
+                None => base_url,
+            },
             tag: random_tag(),
             clients,
         })
@@ -233,6 +251,22 @@ impl<'a> Verifier<'a> {
 
     fn node_names(&self) -> Vec<String> {
         crate::model::node_names(&self.loaded.spec)
+    }
+
+    /// Where each node of the file answers on the cluster's network (`host:port`): as the
+    /// target reports it, else its name (a container name resolves on one engine).
+    async fn node_endpoints(&self) -> std::collections::HashMap<String, String> {
+        let mut known = self.probes.node_endpoints().await.unwrap_or_default();
+        let port = self.loaded.spec.app().port();
+        self.node_names()
+            .into_iter()
+            .map(|node| {
+                let endpoint = known
+                    .remove(&node)
+                    .unwrap_or_else(|| format!("{node}:{port}"));
+                (node, endpoint)
+            })
+            .collect()
     }
 
     fn email(&self) -> String {

@@ -21,6 +21,7 @@ use crate::target::docker::engine::{Engine, EngineError, Psql};
 use crate::target::{live_budget, Target};
 
 pub mod engine;
+pub mod logs;
 pub mod observe;
 pub mod probes;
 pub mod realise;
@@ -282,8 +283,15 @@ impl DockerTarget {
                     .await?
             }
             Step::CreateVolume { name } => {
-                e.create_volume(name, realise::cluster_labels(&self.model))
-                    .await?
+                let mut labels = realise::cluster_labels(&self.model);
+                labels.insert(
+                    crate::names::LABEL_PASSWORD_CHECK.to_string(),
+                    crate::secrets::password_check(
+                        self.model.names.cluster(),
+                        &self.secrets()?.db_password,
+                    ),
+                );
+                e.create_volume(name, labels).await?
             }
             Step::Create { names } => self.each(names, |n| self.create(n)).await?,
             Step::Start { names } => {

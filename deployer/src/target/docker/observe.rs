@@ -64,9 +64,15 @@ pub async fn observe(engine: &Engine, names: &Names) -> engine::Result<Observed>
             .map(|b| String::from_utf8_lossy(&b).into_owned()),
         None => None,
     };
+    let volume = engine.volume(&names.volume(), names.cluster()).await?;
+    let volume_password_check = match &volume {
+        super::engine::Presence::Owned(v) => v.password_check.clone(),
+        _ => None,
+    };
     Ok(Observed {
         network: presence(&engine.network(&names.network(), names.cluster()).await?),
-        volume: presence(&engine.volume(&names.volume(), names.cluster()).await?),
+        volume: presence(&volume),
+        volume_password_check,
         units,
         nginx_conf,
     })

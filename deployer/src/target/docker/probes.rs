@@ -70,6 +70,17 @@ impl Probes for DockerProbes {
         Ok(map)
     }
 
+    async fn node_endpoints(&self) -> Result<HashMap<String, String>, EngineError> {
+        // Each node's container name resolves on the cluster's network.
+        let observed = super::observe::observe(&self.engine, &self.names).await?;
+        Ok(observed
+            .units
+            .iter()
+            .filter(|c| c.role == Role::App)
+            .map(|c| (c.name.clone(), format!("{}:{}", c.name, self.app_port)))
+            .collect())
+    }
+
     async fn stop(&self, unit: &str, grace: Duration) -> Result<(), EngineError> {
         self.engine.stop(unit, grace).await
     }

@@ -29,7 +29,9 @@ use crate::steps::Step;
 use crate::target::docker::engine::{is_not_found, Engine, EngineError};
 use crate::target::{live_budget, Target};
 
+pub mod logs;
 pub mod observe;
+pub mod probes;
 pub mod realise;
 pub mod schedule;
 
@@ -490,36 +492,87 @@ impl SwarmTarget {
     /// cluster's network (the database is never published, and a manager
     /// cannot exec into a task on another host).
     pub async fn sql(&self, sql: &str) -> Result<Vec<Vec<String>>> {
+        let name = format!("{}-sql", self.model.names.cluster());
+        let db = self.spec.database();
+        let (host, database) = (self.model.names.postgres(), db.name().to_string());
+        self.psql_job(&name, &host, 5432, &database, "-t", sql)
+            .await
+    }
+
+    /// Rows of one statement on PgBouncer's admin console (`SHOW POOLS`), column
+    /// names first, from a one-off psql task on the cluster's network.
+    pub async fn pooler_console(&self, name: &str, sql: &str) -> Result<Vec<Vec<String>>> {
+        let pooler =
+            crate::model::pooler_name(&self.spec).ok_or_else(|| SwarmError::UnknownUnit {
+                name: "the pooler".into(),
+            })?;
+        let port = crate::names::POOLER_PORT;
+        self.psql_job(name, &pooler, port, "pgbouncer", "-P footer=off", sql)
+            .await
+    }
+
+    /// psql in a one-off task of the PostgreSQL image, as the database user,
+    /// against `host:port`/`database`; `format` is `-t` (rows only) or psql's
+    /// footer option (column names first).
+    async fn psql_job(
+        &self,
+        name: &str,
+        host: &str,
+        port: u16,
+        database: &str,
+        format: &str,
+        sql: &str,
+    ) -> Result<Vec<Vec<String>>> {
         let pg = self.unit(&self.model.names.postgres())?;
         let db = self.spec.database();
-        let mut unit = pg.clone();
-        unit.slot = crate::names::Slot::Migrate;
-        unit.health = None;
-        unit.volume = None;
-        unit.publish = Vec::new();
-        unit.restart = false;
+        let mut unit = one_off(pg);
         unit.command = vec![
             "sh".into(),
             "-c".into(),
             format!(
-                "PGPASSWORD=\"$(cat {})\" exec psql -X -q -A -t -F \"$(printf '\\t')\" -h {} -U {} -d {} -v ON_ERROR_STOP=1 -c \"$SQL\"",
+                "PGPASSWORD=\"$(cat {})\" exec psql -X -q -A {format} -F \"$(printf '\\t')\" -h {host} -p {port} -U {} -d {database} -v ON_ERROR_STOP=1 -c \"$SQL\"",
                 Secret::DatabasePassword.path(),
-                self.model.names.postgres(),
                 db.user(),
-                db.name()
             ),
         ];
         unit.env = vec![
             ("SQL".into(), sql.into()),
             ("PGAPPNAME".into(), "deployer".into()),
         ];
-        let name = format!("{}-sql", self.model.names.cluster());
-        let out = self.run_job(&unit, &name).await?;
+        let out = self.run_job(&unit, name).await?;
         Ok(out
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| l.split('\t').map(str::to_string).collect())
             .collect())
+    }
+
+    /// Runs `script` with `sh -c` in a one-off task of the balancer's image on the
+    /// cluster's network (where `tasks.<app>` resolves, as nginx resolves it), under
+    /// the job name `name`, with `env` (`KEY=value`); its exit code and output.
+    pub async fn in_cluster(
+        &self,
+        name: &str,
+        script: &str,
+        env: &[String],
+    ) -> Result<(i64, String)> {
+        let lb = self.unit(&self.model.names.balancer())?;
+        let mut unit = one_off(lb);
+        unit.command = vec!["sh".into(), "-c".into(), script.into()];
+        unit.env = env
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match self.run_job(&unit, name).await {
+            Ok(out) => Ok((0, out)),
+            Err(SwarmError::JobFailed {
+                code: Some(code),
+                logs,
+                ..
+            }) => Ok((code, logs)),
+            Err(e) => Err(e),
+        }
     }
 
     async fn check_budget(&self, events: &dyn Events) -> Result<()> {
@@ -600,6 +653,18 @@ impl SwarmTarget {
             }
         }
     }
+}
+
+/// A one-off job made from `unit`: its image, user and secrets, no health check,
+/// volume, published port or restart.
+fn one_off(unit: &Unit) -> Unit {
+    let mut unit = unit.clone();
+    unit.slot = crate::names::Slot::Migrate;
+    unit.health = None;
+    unit.volume = None;
+    unit.publish = Vec::new();
+    unit.restart = false;
+    unit
 }
 
 /// The spec hash a task was made from.

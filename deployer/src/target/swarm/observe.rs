@@ -133,6 +133,8 @@ pub async fn observe(engine: &Engine, names: &Names, swarm: &SwarmSpec) -> Resul
     Ok(Observed {
         network: presence(&engine.network(&names.network(), names.cluster()).await?),
         volume,
+        // The volume lives on the database host, which the manager cannot inspect.
+        volume_password_check: None,
         units,
         nginx_conf,
     })

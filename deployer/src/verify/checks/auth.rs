@@ -127,12 +127,13 @@ impl Verifier<'_> {
         }
 
         // The same token on every node, from inside the cluster network.
-        let port = self.loaded.spec.app().port();
+        let endpoints = self.node_endpoints().await;
         let direct = futures_util::future::join_all(self.node_names().into_iter().map(|node| {
             let env = [format!("TOKEN={}", user.token)];
+            let endpoint = endpoints[&node].clone();
             async move {
                 let script = format!(
-                    "curl -s -m 3 -o /dev/null -w '%{{http_code}}' -H \"Authorization: Bearer $TOKEN\" http://{node}:{port}/api/auth/me; true"
+                    "curl -s -m 3 -o /dev/null -w '%{{http_code}}' -H \"Authorization: Bearer $TOKEN\" http://{endpoint}/api/auth/me; true"
                 );
                 let code = self
                     .in_balancer(&script, &env)

@@ -33,11 +33,13 @@ impl Verifier<'_> {
     /// Check 2: every node answers its own health and readiness checks, reached from the
     /// balancer container over the cluster network (as nginx reaches them).
     pub(in crate::verify) async fn nodes(&self) -> Check {
-        let port = self.loaded.spec.app().port();
-        let probes = self.node_names().into_iter().map(|node| async move {
+        let endpoints = self.node_endpoints().await;
+        let probes = self.node_names().into_iter().map(|node| {
+            let endpoint = endpoints[&node].clone();
+            async move {
             let script = format!(
                 "for p in /api/health /api/ready; do \
-                 curl -s -m 3 -w '\\n%{{http_code}} %{{time_total}}\\n' http://{node}:{port}$p; done; true"
+                 curl -s -m 3 -w '\\n%{{http_code}} %{{time_total}}\\n' http://{endpoint}$p; done; true"
             );
             let probe = self
                 .in_balancer(&script, &[])
@@ -45,7 +47,7 @@ impl Verifier<'_> {
                 .map(|out| parse_probes(&out))
                 .map_err(|e| format!("{e:#}"));
             (node, probe)
-        });
+        }});
         let results = futures_util::future::join_all(probes).await;
         verdict::nodes_check(&self.names.network(), &results)
     }

@@ -439,6 +439,7 @@ impl Engine {
         match self.docker.inspect_volume(name).await {
             Ok(v) if labelled(Some(&v.labels), cluster) => Ok(Presence::Owned(OwnedVolume {
                 name: name.to_string(),
+                password_check: v.labels.get(crate::names::LABEL_PASSWORD_CHECK).cloned(),
             })),
             Ok(_) => Ok(Presence::Foreign),
             Err(e) if is_not_found(&e) => Ok(Presence::Absent),
@@ -538,6 +539,8 @@ impl OwnedNetwork {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedVolume {
     name: String,
+    /// The password check it was created with (none on a volume older than the label).
+    pub password_check: Option<String>,
 }
 
 impl OwnedVolume {
