@@ -126,6 +126,15 @@ fn a_swarm_cluster_serves_https_and_a_rotated_certificate_rolls_its_balancer() {
     let seen: std::collections::BTreeSet<String> = nodes_seen(&c, 12).into_iter().collect();
     assert_eq!(seen.len(), 3, "{seen:?}");
 
+    // `deployer verify` on the swarm speaks HTTPS to the balancer (as reached from here).
+    let options = deployer::verify::Options {
+        requests: 200,
+        url: Some(c.url("")),
+        ..Default::default()
+    };
+    let report = e2e::verify(&c, &options).unwrap();
+    assert!(report.passed(), "{report:?}");
+
     // Plain HTTP on host1:4008 redirects to HTTPS on the published HTTPS port.
     let (status, location) = c.rt.block_on(async {
         let client = reqwest::Client::builder()
