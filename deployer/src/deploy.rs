@@ -20,7 +20,7 @@ use crate::names::Names;
 use crate::observed::Observed;
 use crate::plan::{self, Goal, Plan, PlanError};
 use crate::render::{self, Drift, RenderError, Rendered, Templates};
-use crate::secrets::{self, SecretError, Secrets};
+use crate::secrets::{self, SecretError, Secrets, TlsFiles};
 use crate::steps::Step;
 use crate::target::docker::engine::{Engine, EngineError};
 use crate::target::docker::logs::DockerLogs;
@@ -295,6 +295,7 @@ impl Deployment {
         Ok(secrets::ensure(
             &secrets::dir_for(&self.file),
             self.spec().database().user().as_str(),
+            tls_files(self.spec()),
         )?)
     }
 
@@ -641,7 +642,7 @@ impl Deployment {
             migrations: self.migrations().await.ok(),
             toml: self.loaded.source.clone(),
         };
-        revision.changes = history::changes::between(previous.as_ref(), &revision);
+        revision.changes = history::changes::between(&self.file, previous.as_ref(), &revision);
         Ok(revision)
     }
 
@@ -853,6 +854,7 @@ pub struct Generated {
     pub files: Vec<Rendered>,
     secrets_dir: PathBuf,
     db_user: String,
+    tls: Option<TlsFiles>,
 }
 
 impl Generated {
@@ -872,6 +874,7 @@ impl Generated {
             files,
             secrets_dir,
             db_user: spec.database().user().to_string(),
+            tls: tls_files(spec),
         })
     }
 
@@ -883,7 +886,7 @@ impl Generated {
     /// Creates the secrets the compose file refers to, then writes the files
     /// that changed; returns their names.
     pub fn write(&self) -> Result<Vec<&'static str>> {
-        secrets::ensure(&self.secrets_dir, &self.db_user)?;
+        secrets::ensure(&self.secrets_dir, &self.db_user, self.tls.clone())?;
         let changed = self.drift().iter().map(|d| d.name).collect();
         render::write_all(&self.out, &self.files)?;
         Ok(changed)
@@ -901,6 +904,14 @@ pub fn swarm_ref(registry: &str, image: &str) -> String {
     } else {
         format!("{registry}/{image}")
     }
+}
+
+/// The balancer's certificate chain and key as validated, with HTTPS.
+fn tls_files(spec: &ClusterSpec) -> Option<TlsFiles> {
+    spec.balancer().tls().map(|t| TlsFiles {
+        cert: t.certificate().chain_pem().to_string(),
+        key: t.key().pem().to_string(),
+    })
 }
 
 /// The directory cluster.toml lives in.

@@ -35,6 +35,7 @@ pub mod rollback;
 pub mod secrets;
 pub mod steps;
 pub mod target;
+pub mod tls;
 pub mod verify;
 
 #[cfg(test)]

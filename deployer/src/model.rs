@@ -144,7 +144,9 @@ pub struct Unit {
     pub env: Vec<(String, String)>,
     /// Placed at their paths, owned by the unit's user, mode 0400.
     pub secrets: Vec<SecretFile>,
-    pub publish: Option<Published>,
+    /// Ports published on the host (the balancer's HTTP and HTTPS, a node's with
+    /// `host_port_base`).
+    pub publish: Vec<Published>,
     pub health: Option<Health>,
     /// Sent to stop the process; SIGKILL follows after `stop_grace`.
     pub stop_signal: &'static str,
@@ -229,7 +231,7 @@ impl Model {
                 command: Vec::new(),
                 env: Vec::new(),
                 secrets: Vec::new(),
-                publish: None,
+                publish: Vec::new(),
                 health: None,
                 stop_signal: "SIGTERM",
                 stop_grace: Duration::ZERO,
@@ -354,6 +356,7 @@ fn node_unit(spec: &ClusterSpec, images: &Images, slot: Slot, name: String, comm
     if let Some(p) = publish {
         fingerprint.insert("host_port".into(), p.host_port.to_string());
     }
+    let publish: Vec<Published> = publish.into_iter().collect();
     // Only with a pooler, so turning it on (or off) rolls the nodes and an
     // existing cluster without one keeps its hashes.
     if spec.database().pooler().is_some() {
@@ -427,7 +430,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
             ),
         ],
         secrets: vec![SecretFile::DatabasePassword],
-        publish: None,
+        publish: Vec::new(),
         health: Some(Health::service(spec, pg_isready(spec, None))),
         stop_signal: "SIGINT",
         stop_grace: Duration::from_secs(10),
@@ -471,7 +474,7 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
             .to_vec(),
             env: Vec::new(),
             secrets: Vec::new(),
-            publish: None,
+            publish: Vec::new(),
             health: Some(Health::service(
                 spec,
                 ["CMD", "redis-cli", "ping"].map(String::from).to_vec(),
@@ -498,12 +501,8 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         user: names::NGINX_USER,
         command: Vec::new(),
         env: Vec::new(),
-        secrets: Vec::new(),
-        publish: Some(Published {
-            host_ip: spec.balancer().bind(),
-            host_port: spec.balancer().port(),
-            container_port: names::BALANCER_LISTEN_PORT,
-        }),
+        secrets: balancer_secrets(spec),
+        publish: balancer_ports(spec),
         health: Some(Health::service(
             spec,
             [
@@ -524,7 +523,16 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
             ("image", images.balancer.clone()),
             ("port", spec.balancer().port().to_string()),
             ("bind", spec.balancer().bind().to_string()),
-        ]),
+        ])
+        .into_iter()
+        // Only with HTTPS, so a cluster without it keeps its hashes. The certificate is not
+        // part of it: a new one is a reload (the config names its fingerprint), not a new container.
+        .chain(
+            spec.balancer()
+                .tls()
+                .map(|t| ("https_port".to_string(), t.https_port().to_string())),
+        )
+        .collect(),
     });
     let mut migrate = node_unit(spec, images, Slot::Migrate, n.migrate(), "migrate");
     // A changed rotation is a reason to replace: the engine sets it when it creates a container.
@@ -540,6 +548,30 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         migrate,
         names: n,
         nginx_conf,
+    }
+}
+
+/// The balancer's ports on the host: HTTP (which redirects when there is HTTPS), and HTTPS.
+fn balancer_ports(spec: &ClusterSpec) -> Vec<Published> {
+    let b = spec.balancer();
+    let http = Published {
+        host_ip: b.bind(),
+        host_port: b.port(),
+        container_port: names::BALANCER_LISTEN_PORT,
+    };
+    let https = b.tls().map(|t| Published {
+        host_ip: b.bind(),
+        host_port: t.https_port(),
+        container_port: names::BALANCER_TLS_LISTEN_PORT,
+    });
+    std::iter::once(http).chain(https).collect()
+}
+
+/// The balancer's files under `/run/secrets`: the certificate chain and its key, with HTTPS.
+fn balancer_secrets(spec: &ClusterSpec) -> Vec<SecretFile> {
+    match spec.balancer().tls() {
+        Some(_) => vec![SecretFile::TlsCertificate, SecretFile::TlsKey],
+        None => Vec::new(),
     }
 }
 
@@ -656,7 +688,7 @@ fn pooler_unit(spec: &ClusterSpec, pooler: &PoolerSpec, image: &str) -> Unit {
         command: Vec::new(),
         env,
         secrets: vec![SecretFile::PoolerAuth],
-        publish: None,
+        publish: Vec::new(),
         health: Some(Health::service(
             spec,
             pg_isready(spec, Some(names::POOLER_PORT)),

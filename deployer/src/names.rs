@@ -21,6 +21,8 @@ pub const LABEL_FINGERPRINT: &str = "io.deployer.fingerprint";
 
 /// The port nginx listens on inside its container (non-root, so ≥ 1024).
 pub const BALANCER_LISTEN_PORT: u16 = 8080;
+/// The port nginx serves HTTPS on inside its container, when the balancer has a certificate.
+pub const BALANCER_TLS_LISTEN_PORT: u16 = 8443;
 /// The uid:gid each image's user has.
 pub const NGINX_USER: (u32, u32) = (101, 101);
 pub const POSTGRES_USER: (u32, u32) = (999, 999);

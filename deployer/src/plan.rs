@@ -398,6 +398,18 @@ fn conf_reason(old: Option<&str>, new: &str) -> String {
     if !removed.is_empty() {
         parts.push(format!("upstream - {}", removed.join(", ")));
     }
+    // The certificate the config names (HTTPS): a rotation is a reload.
+    let certificate = |s: &str| -> Option<String> {
+        s.lines()
+            .find_map(|l| l.trim().strip_prefix("# certificate sha256 "))
+            .map(|h| h.chars().take(12).collect())
+    };
+    match (certificate(old), certificate(new)) {
+        (Some(a), Some(b)) if a != b => parts.push(format!("certificate sha256 {a}… → {b}…")),
+        (None, Some(_)) => parts.push("HTTPS on".into()),
+        (Some(_), None) => parts.push("HTTPS off".into()),
+        _ => {}
+    }
     if parts.is_empty() {
         let diff = similar::TextDiff::from_lines(old, new);
         let count = |tag| diff.iter_all_changes().filter(|c| c.tag() == tag).count();
@@ -754,5 +766,25 @@ mod tests {
         );
         assert_eq!(p.count(|c| matches!(c, Change::Roll { .. })), 3, "{p}");
         assert!(p.to_string().contains("stop_grace: 20s → 30s"), "{p}");
+    }
+
+    #[test]
+    fn a_new_certificate_is_named_as_the_reason_to_reload() {
+        let conf = |sha: &str| {
+            format!("upstream x {{\n}}\n# certificate sha256 {sha}\nlisten 8443 ssl;\n")
+        };
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        for (old, new, want) in [
+            (
+                Some(conf(&a)),
+                conf(&b),
+                "certificate sha256 aaaaaaaaaaaa… → bbbbbbbbbbbb…",
+            ),
+            (Some("upstream x {\n}\n".to_string()), conf(&a), "HTTPS on"),
+            (Some(conf(&a)), "upstream x {\n}\n".to_string(), "HTTPS off"),
+            (None, conf(&a), "config missing"),
+        ] {
+            assert_eq!(conf_reason(old.as_deref(), &new), want);
+        }
     }
 }

@@ -141,6 +141,17 @@ impl Templates {
                 access_log => b.access_log().as_str(),
                 // A name can stand for many nodes: the count is not known here.
                 next_upstream_tries => 3,
+                tls => b.tls().map(|t| minijinja::context! {
+                    listen_port => names::BALANCER_TLS_LISTEN_PORT,
+                    // Where the redirect sends clients: the published HTTPS port (443 unsaid).
+                    port_suffix => if t.https_port() == 443 { String::new() } else { format!(":{}", t.https_port()) },
+                    certificate => SecretFile::TlsCertificate.path(),
+                    key => SecretFile::TlsKey.path(),
+                    hsts_max_age => t.hsts_max_age(),
+                    sha256 => &t.certificate().sha256,
+                    names => t.certificate().names.join(", "),
+                    expires => t.certificate().expiry_date(),
+                }),
             },
         )
     }
@@ -195,7 +206,7 @@ impl Templates {
                     command => &u.command,
                     environment => &u.env,
                     secrets => u.secrets.iter().map(|s| s.file_name()).collect::<Vec<_>>(),
-                    ports => u.publish.map(|p| vec![format!("{}:{}:{}", p.host_ip, p.host_port, p.container_port)]),
+                    ports => (!u.publish.is_empty()).then(|| u.publish.iter().map(|p| format!("{}:{}:{}", p.host_ip, p.host_port, p.container_port)).collect::<Vec<_>>()),
                     volumes => volumes,
                     health => u.health.as_ref().map(|h| minijinja::context! {
                         test => &h.test,

@@ -68,7 +68,7 @@ pub async fn prepare(
     let prepared = deployment.prepare(Goal::Converge).await?;
     let from = history::deployed(&revisions).cloned();
     Ok(Rollback {
-        changes: history::changes::between(from.as_ref(), &target),
+        changes: history::changes::between(file, from.as_ref(), &target),
         from,
         to: target,
         fits,

@@ -1,6 +1,7 @@
 //! Secrets (database password, JWT signing key): created once, mode 0600, in a
 //! 0700 directory next to cluster.toml, never in `generated/` or in logs. The
-//! pooler's auth file is derived from the database password.
+//! pooler's auth file is derived from the database password. The balancer's TLS
+//! key (and its certificate chain) are the user's own files, placed the same way.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,13 +29,19 @@ pub enum SecretFile {
     /// PgBouncer's `auth_file`: the database user and password as one
     /// `"user" "password"` line, derived from the database password.
     PoolerAuth,
+    /// The balancer's certificate chain (PEM; not secret, but placed with its key).
+    TlsCertificate,
+    /// The balancer's private key (PEM), from `[balancer] tls_key`.
+    TlsKey,
 }
 
 impl SecretFile {
-    pub const ALL: [SecretFile; 3] = [
+    pub const ALL: [SecretFile; 5] = [
         SecretFile::DatabasePassword,
         SecretFile::JwtSecret,
         SecretFile::PoolerAuth,
+        SecretFile::TlsCertificate,
+        SecretFile::TlsKey,
     ];
 
     /// The file's name under `/run/secrets` (and in the compose copies).
@@ -43,6 +50,8 @@ impl SecretFile {
             SecretFile::DatabasePassword => Secret::DatabasePassword.file_name(),
             SecretFile::JwtSecret => Secret::JwtSecret.file_name(),
             SecretFile::PoolerAuth => "pgbouncer_auth",
+            SecretFile::TlsCertificate => "tls_cert",
+            SecretFile::TlsKey => "tls_key",
         }
     }
 
@@ -52,6 +61,8 @@ impl SecretFile {
             SecretFile::DatabasePassword => Secret::DatabasePassword.path(),
             SecretFile::JwtSecret => Secret::JwtSecret.path(),
             SecretFile::PoolerAuth => "/run/secrets/pgbouncer_auth",
+            SecretFile::TlsCertificate => "/run/secrets/tls_cert",
+            SecretFile::TlsKey => "/run/secrets/tls_key",
         }
     }
 }
@@ -73,15 +84,40 @@ pub struct Secrets {
     pub jwt_secret: String,
     /// PgBouncer's auth file for the cluster's database user.
     pooler_auth: String,
+    /// The balancer's certificate chain and key, with HTTPS.
+    tls: Option<TlsFiles>,
+}
+
+/// The balancer's certificate chain and private key, as PEM (read and checked by `validate`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles").finish_non_exhaustive()
+    }
 }
 
 impl Secrets {
+    /// The file's contents; empty for TLS files of a cluster without HTTPS (see [`Secrets::files`]).
     pub fn value(&self, secret: SecretFile) -> &str {
         match secret {
             SecretFile::DatabasePassword => &self.db_password,
             SecretFile::JwtSecret => &self.jwt_secret,
             SecretFile::PoolerAuth => &self.pooler_auth,
+            SecretFile::TlsCertificate => self.tls.as_ref().map_or("", |t| &t.cert),
+            SecretFile::TlsKey => self.tls.as_ref().map_or("", |t| &t.key),
         }
+    }
+
+    /// The files this cluster has: every one, but the TLS files only with HTTPS.
+    pub fn files(&self) -> impl Iterator<Item = SecretFile> + '_ {
+        SecretFile::ALL.into_iter().filter(|s| {
+            !matches!(s, SecretFile::TlsCertificate | SecretFile::TlsKey) || self.tls.is_some()
+        })
     }
 }
 
@@ -178,11 +214,12 @@ fn write_mode(path: &Path, contents: &str, mode: u32) -> std::io::Result<()> {
 pub const COMPOSE_DIR: &str = "compose";
 
 /// Creates what is missing and returns the cluster's secrets (`db_user` is the
-/// database user, for the pooler's auth file). Also writes the
+/// database user, for the pooler's auth file; `tls` the balancer's certificate
+/// and key, with HTTPS). Also writes the
 /// copies the docker-compose path mounts as `/run/secrets/*` (`compose/`, mode
 /// 0444 inside the 0700 directory: compose bind-mounts a file with its host
 /// mode, and the containers' users must read it).
-pub fn ensure(dir: &Path, db_user: &str) -> Result<Secrets, SecretError> {
+pub fn ensure(dir: &Path, db_user: &str, tls: Option<TlsFiles>) -> Result<Secrets, SecretError> {
     let err = |source| SecretError {
         path: dir.to_path_buf(),
         source,
@@ -205,8 +242,15 @@ pub fn ensure(dir: &Path, db_user: &str) -> Result<Secrets, SecretError> {
         pooler_auth: pooler_auth(db_user, &db_password),
         db_password,
         jwt_secret: ensure_one(dir, Secret::JwtSecret.file_name(), 64)?,
+        tls,
     };
-    for secret in SecretFile::ALL {
+    // A TLS key no longer used leaves the compose copies.
+    if secrets.tls.is_none() {
+        for gone in [SecretFile::TlsCertificate, SecretFile::TlsKey] {
+            let _ = std::fs::remove_file(dir.join(COMPOSE_DIR).join(gone.file_name()));
+        }
+    }
+    for secret in secrets.files() {
         let path = dir.join(COMPOSE_DIR).join(secret.file_name());
         let contents = secrets.value(secret);
         if std::fs::read_to_string(&path).is_ok_and(|s| s == contents) {

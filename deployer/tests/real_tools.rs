@@ -197,3 +197,98 @@ fn docker_compose_rejects_a_broken_file() {
     std::fs::write(&path, text.replace("    image:", "    imag:")).unwrap();
     assert!(!compose_config(&dir).status.success());
 }
+
+/// The example with HTTPS: a self-signed certificate for localhost made now, and its key.
+fn with_https(dir: &Dir) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+    std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+    dir.write("tls/cert.pem", cert.pem());
+    let key_file = dir.write("tls/key.pem", key.serialize_pem());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    example().replace(
+        "[balancer]\n",
+        "[balancer]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"tls/key.pem\"\n",
+    )
+}
+
+#[test]
+fn the_https_config_passes_nginx_t_and_docker_compose_with_the_key_outside_generated() {
+    let dir = Dir::new();
+    let toml = with_https(&dir);
+    let (nginx, compose) = render(&dir, &toml);
+    // nginx -t loads the certificate and key from where both paths place them.
+    let secrets = dir.path().join(".deployer/secrets/compose");
+    let conf = dir.path().join("generated/nginx.conf");
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--user", "101:101", "--network", "none"])
+        .arg("-v")
+        .arg(format!("{}:/etc/nginx/nginx.conf:ro", conf.display()))
+        .arg("-v")
+        .arg(format!(
+            "{}:/run/secrets/tls_cert:ro",
+            secrets.join("tls_cert").display()
+        ))
+        .arg("-v")
+        .arg(format!(
+            "{}:/run/secrets/tls_key:ro",
+            secrets.join("tls_key").display()
+        ))
+        .args([balancer_image().as_str(), "nginx", "-t", "-q"])
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "nginx -t rejected the HTTPS config:\n{}\n{nginx}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "listen 8443 ssl;",
+        "http2 on;",
+        "ssl_certificate /run/secrets/tls_cert;",
+        "ssl_certificate_key /run/secrets/tls_key;",
+        "return 308 https://$host:4443$request_uri;",
+        "add_header Strict-Transport-Security $hsts always;",
+        "ssl_object_cache_inheritable off;",
+    ] {
+        assert!(nginx.contains(line), "{line} missing:\n{nginx}");
+    }
+    // docker-compose reads it; both ports are published, the key is a compose secret.
+    let out = compose_config(&dir);
+    assert!(
+        out.status.success(),
+        "docker-compose config rejected the HTTPS file:\n{}\n{compose}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(compose.contains("\"127.0.0.1:4000:8080\""), "{compose}");
+    assert!(compose.contains("\"127.0.0.1:4443:8443\""), "{compose}");
+    assert!(
+        compose.contains("  tls_key:\n    file: \"../.deployer/secrets/compose/tls_key\""),
+        "{compose}"
+    );
+    // The key is nowhere in generated/.
+    let key = std::fs::read_to_string(dir.path().join("tls/key.pem")).unwrap();
+    let body = key.lines().nth(1).unwrap();
+    for f in ["nginx.conf", "docker-compose.yml"] {
+        let text = std::fs::read_to_string(dir.path().join("generated").join(f)).unwrap();
+        assert!(!text.contains(body), "the key is in generated/{f}");
+    }
+    // `validate` shows what the certificate covers.
+    let run = dir.run(&["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("covers       localhost, 127.0.0.1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("https://127.0.0.1:4443/"),
+        "{}",
+        run.stdout
+    );
+}

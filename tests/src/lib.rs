@@ -14,6 +14,7 @@ use deployer::observed::Observed;
 use deployer::plan::{Goal, Plan};
 use serde_json::{json, Value};
 
+pub mod https;
 pub mod keepalive;
 
 /// The repository root.
@@ -108,7 +109,17 @@ pub struct Cluster {
     pub reach: String,
     /// On the swarm lab: the `[swarm]` section.
     pub swarm: Option<String>,
+    /// With HTTPS ([`Cluster::use_https`]): requests go there, trusting its test CA.
+    pub https: Option<Https>,
     pub rt: tokio::runtime::Runtime,
+}
+
+/// A cluster's HTTPS under test: its port, where this machine reaches it, and the CA that
+/// signed its certificate (the clients trust it).
+pub struct Https {
+    pub port: u16,
+    pub reach: String,
+    pub ca: https::TestCa,
 }
 
 impl Cluster {
@@ -131,6 +142,7 @@ impl Cluster {
             port,
             reach: format!("127.0.0.1:{port}"),
             swarm: None,
+            https: None,
             rt: runtime(),
         };
         c.write(|t| t);
@@ -153,6 +165,7 @@ impl Cluster {
                 lab.var("SWARM_LAB_REGISTRY"),
                 lab.var("SWARM_LAB_MANAGER"),
             )),
+            https: None,
             rt: runtime(),
         };
         c.write(|t| t);
@@ -174,6 +187,18 @@ impl Cluster {
                 &format!("port = {}                 # published", self.port),
             )
             .replace("drain_seconds = 2", "drain_seconds = 1");
+        let toml = match &self.https {
+            Some(h) => toml.replace(
+                "[balancer]\n",
+                &format!(
+                    "[balancer]\ntls_cert = \"{}\"\ntls_key = \"{}\"\nhttps_port = {}\n",
+                    https::CERT_FILE,
+                    https::KEY_FILE,
+                    h.port
+                ),
+            ),
+            None => toml,
+        };
         let toml = match &self.swarm {
             // The same example, on the swarm: its section, no host address to
             // bind (host mode publishes on the balancer's host), and a balancer
@@ -293,17 +318,45 @@ impl Cluster {
         })
     }
 
+    /// Where users reach `path`: over HTTPS when the cluster serves it, else HTTP.
     pub fn url(&self, path: &str) -> String {
+        match &self.https {
+            Some(h) => format!("https://{}{path}", h.reach),
+            None => self.http_url(path),
+        }
+    }
+
+    /// `path` on the balancer's plain HTTP port.
+    pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.reach)
+    }
+
+    /// A client builder that trusts the cluster's test CA (with HTTPS).
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let b = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        match &self.https {
+            Some(h) => b.add_root_certificate(h.ca.root()),
+            None => b,
+        }
     }
 
     /// A client without connection reuse: each request is a new connection.
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+        self.client_builder()
             .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(10))
             .build()
             .unwrap()
+    }
+
+    /// Serve HTTPS on `port` (`reach` is where this machine reaches it): a CA made now signs
+    /// a certificate for `names`, written next to cluster.toml (mode 0600) and named in it;
+    /// from now on [`Cluster::url`] and [`Cluster::client`] speak HTTPS, trusting that CA.
+    pub fn use_https(&mut self, port: u16, reach: String, names: &[&str]) {
+        let ca = https::TestCa::new(&self.name);
+        let issued = ca.issue(names);
+        issued.write(self.dir.path());
+        self.https = Some(Https { port, reach, ca });
+        self.write(|t| t);
     }
 
     /// `deployer destroy --volumes --yes`, through the library.
@@ -399,6 +452,78 @@ pub fn nodes_seen(c: &Cluster, n: usize) -> Vec<String> {
     })
 }
 
+/// Waits until the balancer stopped sending to `node` (stopped outside the deployer): ten
+/// answers in a row from the others. A request connecting to the vanished address at that
+/// moment can get a 502 (nginx does not retry across a change of the upstream's addresses):
+/// such a node never left DNS first, so errors only mean "not yet".
+pub fn wait_until_dropped(c: &Cluster, node: &str) {
+    wait_for(
+        &format!("the balancer to drop {node}"),
+        Duration::from_secs(10),
+        || {
+            c.rt.block_on(async {
+                let client = c.client();
+                for _ in 0..10 {
+                    let r = client.get(c.url("/api/health")).send().await.ok()?;
+                    let v: Value = r.json().await.ok()?;
+                    if v["node"].as_str()? == node {
+                        return None;
+                    }
+                }
+                Some(())
+            })
+        },
+    );
+}
+
+/// `GET /api/auth/me` with `token` `n` times through the balancer: each must be a 200; the bodies.
+pub fn me(c: &Cluster, token: &str, n: usize) -> Vec<Value> {
+    c.rt.block_on(async {
+        let client = c.client();
+        let mut bodies = Vec::new();
+        for _ in 0..n {
+            let r = client
+                .get(c.url("/api/auth/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            bodies.push(r.json().await.unwrap());
+        }
+        bodies
+    })
+}
+
+/// `deployer verify` on the cluster's file, through the library.
+pub fn verify(
+    c: &Cluster,
+    options: &deployer::verify::Options,
+) -> anyhow::Result<deployer::verify::Report> {
+    let file = c.file();
+    let loaded = deployer::config::load(&file)?;
+    c.rt.block_on(deployer::verify::verify(
+        &loaded,
+        &file,
+        options,
+        &mut |_| {},
+    ))
+}
+
+/// `docker ARGS` on this machine's engine (`-H …` first for another); stdout, or a failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A bounded client loop in the background: GET `path` through the balancer (with a
 /// bearer `token` when given), a new connection per request, until stopped (at most
 /// 60 s), counting successes and failures (errors or non-200s).
@@ -433,13 +558,13 @@ impl Load {
         let failed = Arc::new(AtomicUsize::new(0));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let url = c.url(path);
+        let builder = c.client_builder();
         let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
         let handle = std::thread::spawn(move || {
             let rt = runtime();
             rt.block_on(async move {
-                let client = reqwest::Client::builder()
+                let client = builder
                     .pool_max_idle_per_host(if keep_alive { 64 } else { 0 })
-                    .timeout(Duration::from_secs(10))
                     .build()
                     .unwrap();
                 let deadline = Instant::now() + Duration::from_secs(60);

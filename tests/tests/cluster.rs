@@ -122,27 +122,9 @@ fn apply_serves_through_the_balancer_heals_drift_and_destroys_cleanly() {
         ],
         "{plan}"
     );
-    // nginx drops the stopped node at its next DNS answer (within a second). A request that was
-    // connecting to it at that moment can get a 502 (nginx does not retry across a change of the
-    // upstream's addresses): a node stopped outside the deployer never left DNS first. So: once
-    // it is dropped, every request is served, by the others.
-    wait_for(
-        "the balancer to drop node 2",
-        Duration::from_secs(10),
-        || {
-            c.rt.block_on(async {
-                let client = c.client();
-                for _ in 0..10 {
-                    let r = client.get(c.url("/api/health")).send().await.ok()?;
-                    let v: Value = r.json().await.ok()?;
-                    if v["node"].as_str()? == node2 {
-                        return None;
-                    }
-                }
-                Some(())
-            })
-        },
-    );
+    // nginx drops the stopped node at its next DNS answer (within a second); once it is
+    // dropped, every request is served, by the others.
+    e2e::wait_until_dropped(&c, &node2);
     let seen = nodes_seen(&c, 10);
     assert!(!seen.contains(&node2));
     c.apply().unwrap();

@@ -138,18 +138,7 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
 
     // Requests that query the database work, and PgBouncer carried them.
     let token = e2e::token(&c, "pooler");
-    c.rt.block_on(async {
-        let client = c.client();
-        for _ in 0..30 {
-            let r = client
-                .get(c.url("/api/auth/me"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
-    });
+    e2e::me(&c, &token, 30);
     let pools = psql(&c, &pooler, "pgbouncer", "SHOW POOLS");
     assert!(
         pools.iter().any(|r| r[0] == "app" && r[1] == "app"),
@@ -167,21 +156,12 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
     assert_eq!(listeners[0][0], "3", "one direct LISTEN session per node");
 
     // verify: both sides of the budget under load, every check passing.
-    let file = c.file();
-    let loaded = deployer::config::load(&file).unwrap();
     let options = Options {
         requests: 400,
         jobs: 20,
         ..Options::default()
     };
-    let report =
-        c.rt.block_on(deployer::verify::verify(
-            &loaded,
-            &file,
-            &options,
-            &mut |_| {},
-        ))
-        .unwrap();
+    let report = e2e::verify(&c, &options).unwrap();
     let lines: Vec<String> = report.checks.iter().map(|c| c.line()).collect();
     assert!(report.passed(), "{}", lines.join("\n"));
     let pooler_check = report.check("pooler").expect("a pooler check");

@@ -13,18 +13,8 @@ use e2e::{nodes_seen, serial, wait_for, Cluster, Lab, Load};
 
 /// `docker -H <manager> ARGS`: what a person would look at by hand.
 fn manager(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .arg("-H")
-        .arg(Lab::get().var("DOCKER_HOST"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let host = Lab::get().var("DOCKER_HOST");
+    e2e::docker(&[&["-H", host.as_str()], args].concat())
 }
 
 /// Every object on the swarm carrying the cluster's label, as `kind name` lines.

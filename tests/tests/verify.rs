@@ -4,19 +4,8 @@
 use std::time::Instant;
 
 use deployer::verify::{Options, Report};
-use e2e::{serial, Cluster};
+use e2e::{serial, verify, Cluster};
 use serde_json::Value;
-
-fn verify(c: &Cluster, options: &Options) -> anyhow::Result<Report> {
-    let file = c.file();
-    let loaded = deployer::config::load(&file)?;
-    c.rt.block_on(deployer::verify::verify(
-        &loaded,
-        &file,
-        options,
-        &mut |_| {},
-    ))
-}
 
 /// One number from psql in the cluster's database.
 fn sql_count(c: &Cluster, sql: &str) -> u64 {

@@ -104,10 +104,14 @@ pub async fn apply(file: &Path, args: &ApplyArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Failed);
     }
-    println!(
-        "The balancer answers on http://{}/",
-        d.spec().balancer_address()
-    );
+    match d.spec().balancer().tls() {
+        Some(_) => println!(
+            "The balancer answers on {} (HTTP/2; http://{}/ redirects to it)",
+            d.spec().balancer_url(),
+            d.spec().balancer_address()
+        ),
+        None => println!("The balancer answers on {}", d.spec().balancer_url()),
+    }
     Ok(Outcome::Ok)
 }
 

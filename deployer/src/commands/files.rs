@@ -70,8 +70,73 @@ pub fn validate(file: &Path, json_out: bool) -> anyhow::Result<Outcome> {
             },
         );
         print!("\n{}", budget.table());
+        if let Some(tls) = spec.balancer().tls() {
+            print!("\n{}", https_table(spec, tls));
+        }
     }
     Ok(Outcome::Ok)
+}
+
+/// What `validate` shows of HTTPS: the files, what the certificate covers, until when.
+fn https_table(spec: &crate::config::ClusterSpec, tls: &crate::config::TlsSpec) -> String {
+    let cert = tls.certificate();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let days = (cert.not_after - now).div_euclid(86_400);
+    let rows = [
+        (
+            "url",
+            format!(
+                "{} (HTTP/2, HSTS max-age {}s)",
+                spec.balancer_url(),
+                tls.hsts_max_age()
+            ),
+        ),
+        (
+            "http",
+            format!("http://{}/ redirects to it (308)", spec.balancer_address()),
+        ),
+        (
+            "certificate",
+            format!(
+                "{} ({} in the chain), {}",
+                tls.cert_file().display(),
+                cert.chain_len,
+                cert.subject
+            ),
+        ),
+        (
+            "covers",
+            if cert.names.is_empty() {
+                "no name".to_string()
+            } else {
+                cert.names.join(", ")
+            },
+        ),
+        (
+            "expires",
+            if days < 0 {
+                format!("{} (expired)", cert.expiry_date())
+            } else {
+                format!("{} (in {days} days)", cert.expiry_date())
+            },
+        ),
+        (
+            "key",
+            format!(
+                "{} ({}), matches the certificate",
+                tls.key_file().display(),
+                tls.key().kind
+            ),
+        ),
+        ("sha256", cert.sha256.clone()),
+    ];
+    let mut out = String::from("https\n");
+    for (k, v) in rows {
+        out.push_str(&format!("  {k:<12} {v}\n"));
+    }
+    out
 }
 
 pub fn render(file: &Path, args: &RenderArgs) -> anyhow::Result<Outcome> {

@@ -121,7 +121,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded, LoadError> {
         Err(syntax) => return Err(invalid(path, &source, vec![syntax])),
     };
     // Sections that parsed are still checked when another one did not.
-    match from_raw(&raw) {
+    let base = path.parent().unwrap_or(Path::new(""));
+    match from_raw(&raw, base) {
         Ok((spec, warnings)) if diags.is_empty() => Ok(Loaded {
             path: path.to_path_buf(),
             source,

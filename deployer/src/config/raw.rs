@@ -90,6 +90,10 @@ pub struct RawBalancer {
     pub read_timeout: Option<Spanned<i64>>,
     pub worker_connections: Option<Spanned<i64>>,
     pub access_log: Option<Spanned<String>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub https_port: Option<Spanned<i64>>,
+    pub hsts_max_age: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -482,6 +482,52 @@ pub struct BalancerSpec {
     pub(in crate::config) read_timeout: Duration,
     pub(in crate::config) worker_connections: u32,
     pub(in crate::config) access_log: AccessLog,
+    /// HTTPS, when `tls_cert` and `tls_key` are set.
+    pub(in crate::config) tls: Option<TlsSpec>,
+}
+
+/// The balancer's HTTPS: the certificate chain and key (read and checked: they parse and
+/// belong together), the port it is published on, and HSTS. The HTTP `port` then redirects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsSpec {
+    /// `tls_cert` and `tls_key` as resolved against cluster.toml's directory.
+    pub(in crate::config) cert_file: std::path::PathBuf,
+    pub(in crate::config) key_file: std::path::PathBuf,
+    pub(in crate::config) https_port: u16,
+    pub(in crate::config) hsts_max_age: u32,
+    pub(in crate::config) certificate: crate::tls::Certificate,
+    /// Never serialized, never printed by `Debug`.
+    #[serde(skip)]
+    pub(in crate::config) key: crate::tls::PrivateKey,
+}
+
+/// Read-only: a spec is only ever built by validation.
+impl TlsSpec {
+    pub fn cert_file(&self) -> &std::path::Path {
+        &self.cert_file
+    }
+
+    pub fn key_file(&self) -> &std::path::Path {
+        &self.key_file
+    }
+
+    /// The host port HTTPS is published on.
+    pub fn https_port(&self) -> u16 {
+        self.https_port
+    }
+
+    /// `Strict-Transport-Security: max-age=…` in seconds (0 tells browsers to forget it).
+    pub fn hsts_max_age(&self) -> u32 {
+        self.hsts_max_age
+    }
+
+    pub fn certificate(&self) -> &crate::tls::Certificate {
+        &self.certificate
+    }
+
+    pub fn key(&self) -> &crate::tls::PrivateKey {
+        &self.key
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -511,9 +557,33 @@ impl ClusterSpec {
     /// Where the balancer answers: `bind:port` on one engine, the balancer's
     /// host on a swarm (host-mode publishing binds every address there).
     pub fn balancer_address(&self) -> String {
+        self.balancer_address_at(self.balancer.port)
+    }
+
+    /// The balancer's address at `port` (the HTTP port, or the HTTPS port).
+    fn balancer_address_at(&self, port: u16) -> String {
         match &self.target {
-            TargetSpec::Docker => format!("{}:{}", self.balancer.bind, self.balancer.port),
-            TargetSpec::Swarm(s) => format!("{}:{}", s.balancer_host, self.balancer.port),
+            TargetSpec::Docker => std::net::SocketAddr::new(self.balancer.bind, port).to_string(),
+            TargetSpec::Swarm(s) => format!("{}:{}", s.balancer_host, port),
+        }
+    }
+
+    /// The URL users reach the cluster at: `https://…:https_port/` with TLS, else
+    /// `http://…:port/`.
+    pub fn balancer_url(&self) -> String {
+        match &self.balancer.tls {
+            Some(t) => format!("https://{}/", self.balancer_address_at(t.https_port)),
+            None => format!("http://{}/", self.balancer_address()),
+        }
+    }
+
+    /// The host users reach the balancer by: the bind address (None when it is every
+    /// address), or the balancer's host on a swarm.
+    pub fn balancer_host(&self) -> Option<String> {
+        match &self.target {
+            TargetSpec::Docker if self.balancer.bind.is_unspecified() => None,
+            TargetSpec::Docker => Some(self.balancer.bind.to_string()),
+            TargetSpec::Swarm(s) => Some(s.balancer_host.to_string()),
         }
     }
 
@@ -679,6 +749,11 @@ impl BalancerSpec {
 
     pub fn access_log(&self) -> AccessLog {
         self.access_log
+    }
+
+    /// HTTPS, when configured.
+    pub fn tls(&self) -> Option<&TlsSpec> {
+        self.tls.as_ref()
     }
 }
 

@@ -11,10 +11,11 @@ use super::{Revision, RevisionImages};
 use crate::config::ClusterSpec;
 
 /// What changed from the revision `before` (the one that ran before; `None` for the first)
-/// to `after`, each spec rebuilt from its cluster.toml.
-pub fn between(before: Option<&Revision>, after: &Revision) -> Vec<String> {
+/// to `after`, each spec rebuilt from its cluster.toml as if it stood at `file` (the files it
+/// names, such as `tls_cert`, are relative to it).
+pub fn between(file: &std::path::Path, before: Option<&Revision>, after: &Revision) -> Vec<String> {
     let load = |r: &Revision| {
-        crate::config::parse(std::path::Path::new("cluster.toml"), r.toml.as_bytes())
+        crate::config::parse(file, r.toml.as_bytes())
             .map(|l| l.spec)
             .map_err(|_| format!("revision {}'s cluster.toml no longer loads", r.number))
     };

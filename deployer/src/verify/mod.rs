@@ -221,7 +221,8 @@ impl<'a> Verifier<'a> {
             .probes()
             .await
             .context("reading the database password (was the cluster applied from this file?)")?;
-        let clients = traffic::Clients::new(options.concurrency as usize)?;
+        let (base_url, https) = traffic::balancer(spec);
+        let clients = traffic::Clients::new(options.concurrency as usize, https.as_ref())?;
         Ok(Verifier {
             file,
             loaded,
@@ -231,9 +232,9 @@ impl<'a> Verifier<'a> {
             base_url: match &options.url {
                 Some(url) => url.trim_end_matches('/').to_string(),
                 None if spec.target().swarm().is_some() => {
-                    format!("http://{}", spec.balancer_address())
+                    spec.balancer_url().trim_end_matches('/').to_string()
                 }
-                None => traffic::balancer_url(spec.balancer().bind(), spec.balancer().port()),
+                None => base_url,
             },
             tag: random_tag(),
             clients,

@@ -24,30 +24,64 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    /// `concurrency` is how many keep-alive connections the pooled client keeps.
-    pub fn new(concurrency: usize) -> anyhow::Result<Clients> {
-        let fresh = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
-        let pooled = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .context("building the HTTP client")?;
-        Ok(Clients { fresh, pooled })
+    /// `concurrency` is how many keep-alive connections the pooled client keeps; `https` the
+    /// certificate the balancer must present, when it serves HTTPS.
+    pub fn new(concurrency: usize, https: Option<&Https>) -> anyhow::Result<Clients> {
+        let build = |idle: usize| -> anyhow::Result<reqwest::Client> {
+            let mut b = reqwest::Client::builder()
+                .pool_max_idle_per_host(idle)
+                .timeout(REQUEST_TIMEOUT);
+            if let Some(h) = https {
+                b = b.use_preconfigured_tls(crate::tls::pinned_client(h.leaf.clone()));
+            }
+            b.build().context("building the HTTP client")
+        };
+        Ok(Clients {
+            fresh: build(0)?,
+            pooled: build(concurrency)?,
+        })
     }
 }
 
-/// The balancer as clients reach it: an unspecified bind address means loopback works.
-pub(super) fn balancer_url(bind: IpAddr, port: u16) -> String {
-    let ip = match bind {
+/// How verify speaks HTTPS to the balancer: it accepts exactly the certificate of `tls_cert`
+/// (its first one), whatever name or CA it has — a public CA's, a private one's, a
+/// self-signed one. What verify checks is that the balancer serves the file's certificate;
+/// `validate` judges the certificate itself.
+pub(super) struct Https {
+    pub leaf: Vec<u8>,
+}
+
+/// An unspecified bind address means loopback works.
+fn reachable(bind: IpAddr) -> IpAddr {
+    match bind {
         IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
-    };
-    format!("http://{}", SocketAddr::new(ip, port))
+    }
+}
+
+/// The balancer as clients reach it: `http://bind:port`, or with a certificate
+/// `https://bind:https_port` (see [`Https`]).
+pub(super) fn balancer(spec: &crate::config::ClusterSpec) -> (String, Option<Https>) {
+    let b = spec.balancer();
+    match b.tls() {
+        None => (balancer_url(b.bind(), b.port()), None),
+        Some(tls) => {
+            let addr = SocketAddr::new(reachable(b.bind()), tls.https_port());
+            let leaf = tls
+                .certificate()
+                .chain_der()
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            (format!("https://{addr}"), Some(Https { leaf }))
+        }
+    }
+}
+
+/// The balancer's plain HTTP address.
+pub(super) fn balancer_url(bind: IpAddr, port: u16) -> String {
+    format!("http://{}", SocketAddr::new(reachable(bind), port))
 }
 
 /// One HTTP request's outcome.

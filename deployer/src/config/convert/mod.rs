@@ -15,6 +15,7 @@ mod suggest;
 mod target;
 
 use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
@@ -30,8 +31,15 @@ use suggest::suggest_label;
 
 /// Converts the raw file into a spec, or returns every problem found.
 /// Warnings (e.g. low headroom) come back with the spec.
-pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let mut c = Checker { diags: Vec::new() };
+/// Files the file names (`tls_cert`, `tls_key`) are relative to `base`, its directory.
+pub fn from_raw(
+    raw: &RawConfig,
+    base: &Path,
+) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut c = Checker {
+        diags: Vec::new(),
+        base: base.to_path_buf(),
+    };
     // A missing section is an empty one: every key at its default.
     let (no_app, no_database, no_balancer, no_rollout, no_logs) = Default::default();
     let a: &RawApp = section(&raw.app, &no_app);
@@ -64,6 +72,9 @@ pub fn from_raw(raw: &RawConfig) -> Result<(ClusterSpec, Vec<Diagnostic>), Vec<D
         rollout,
         logs,
     };
+    if let Some(tls) = spec.balancer().tls() {
+        balancer::check_names(&mut c, b, tls, spec.balancer_host());
+    }
     let mut warnings = c.diags;
     warnings.extend(check_budget(&spec, BudgetSpans::of(raw, a, d)).map_err(|e| vec![e])?);
     Ok((spec, warnings))
@@ -82,8 +93,14 @@ fn cross_checks(
     rollout: &RolloutSpec,
 ) {
     if let (Some(base), Some(raw_base)) = (app.host_port_base, &a.host_port_base) {
-        let lb_port = balancer.port as i64;
         let last = base as i64 + app.nodes as i64 + rollout.max_surge as i64 - 1;
+        let lb_ports = [(Some(balancer.port), &b.port, "port")]
+            .into_iter()
+            .chain([(
+                balancer.tls.as_ref().map(|t| t.https_port()),
+                &b.https_port,
+                "HTTPS port",
+            )]);
         if last > 65535 {
             c.diags.push(
                 Diagnostic::error(
@@ -92,14 +109,21 @@ fn cross_checks(
                 )
                 .with_hint("lower host_port_base"),
             );
-        } else if (base as i64..=last).contains(&lb_port) {
-            c.diags.push(
-                Diagnostic::error(
-                    format!("the balancer's port {lb_port} collides with the node ports {base}..{last} (host_port_base + nodes + max_surge)"),
-                    b.port.as_ref().and_then(span).or(span(raw_base)),
-                )
-                .with_hint(format!("move host_port_base to {} or the balancer's port elsewhere", lb_port + 1)),
-            );
+        } else {
+            for (lb_port, raw, what) in lb_ports {
+                let Some(lb_port) = lb_port.map(i64::from) else {
+                    continue;
+                };
+                if (base as i64..=last).contains(&lb_port) {
+                    c.diags.push(
+                        Diagnostic::error(
+                            format!("the balancer's {what} {lb_port} collides with the node ports {base}..{last} (host_port_base + nodes + max_surge)"),
+                            raw.as_ref().and_then(span).or(span(raw_base)),
+                        )
+                        .with_hint(format!("move host_port_base to {} or the balancer's {what} elsewhere", lb_port + 1)),
+                    );
+                }
+            }
         }
     }
     let (job_workers, pool_size) = (app.job_workers as i64, app.pool_size as i64);
@@ -271,6 +295,8 @@ fn pooler_would_fit(spec: &ClusterSpec) -> Option<crate::budget::Budget> {
 /// Collects every problem while converting, so the user sees them all at once.
 struct Checker {
     diags: Vec<Diagnostic>,
+    /// The directory of the cluster file: where the files it names are found.
+    base: PathBuf,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<Range<usize>> {

@@ -61,6 +61,18 @@ pub enum DockerError {
 
 pub type Result<T> = std::result::Result<T, DockerError>;
 
+/// Reloads nginx and waits (up to 10 s) until a worker of the new configuration runs: one
+/// that is not among the workers from before. Exits 3 if none came.
+const RELOAD_AND_WAIT: &str = r#"workers() { for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" in "nginx: worker process ") echo "${p#/proc/}";; esac; done; }
+before=" $(workers | tr '\n' ' ') "
+nginx -s reload || exit $?
+i=0
+while [ "$i" -lt 100 ]; do
+  for p in $(workers); do case "$before" in *" $p "*) ;; *) exit 0;; esac; done
+  sleep 0.1; i=$((i + 1))
+done
+echo "no new nginx worker 10 s after the reload" >&2; exit 3"#;
+
 /// One Docker engine holding one cluster.
 pub struct DockerTarget {
     pub engine: Engine,
@@ -161,6 +173,16 @@ impl DockerTarget {
             source,
         };
         let previous = self.engine.read_file(&lb, "/etc/nginx/nginx.conf").await?;
+        // The certificate and key the config names, placed first: a rotated certificate
+        // is read by this reload (the config names its fingerprint, so it changed too).
+        let unit = self.unit(&lb)?;
+        let mut previous_files = Vec::new();
+        for file in &unit.secrets {
+            previous_files.push((*file, self.engine.read_file(&lb, file.path()).await?));
+        }
+        if let Some(tar) = realise::secret_files(unit, self.secrets()?).map_err(archive)? {
+            self.engine.upload(&lb, tar).await?;
+        }
         self.engine
             .upload(&lb, realise::nginx_conf(&conf).map_err(archive)?)
             .await?;
@@ -170,6 +192,13 @@ impl DockerTarget {
             .exec(&lb, &["nginx", "-t", "-q"], Some(&user), &[])
             .await?;
         if code != 0 {
+            let kept: Vec<(crate::secrets::SecretFile, Vec<u8>)> = previous_files
+                .into_iter()
+                .filter_map(|(f, bytes)| Some((f, bytes?)))
+                .collect();
+            if let Some(tar) = realise::files(unit, &kept).map_err(archive)? {
+                self.engine.upload(&lb, tar).await?;
+            }
             if let Some(prev) = previous {
                 self.engine
                     .upload(
@@ -180,8 +209,10 @@ impl DockerTarget {
             }
             return Err(DockerError::BadConfig { output });
         }
+        // `nginx -s reload` only signals the master, which reads the config (and certificates)
+        // and starts new workers a moment later; the step is done once they run.
         self.engine
-            .exec_ok(&lb, &["nginx", "-s", "reload"], Some(&user))
+            .exec_ok(&lb, &["sh", "-c", RELOAD_AND_WAIT], Some(&user))
             .await?;
         Ok(())
     }

@@ -11,7 +11,7 @@ use bollard::models::{
 
 use crate::model::{Health, LogRotation, Model, Unit};
 use crate::names::{LABEL_CLUSTER, LABEL_FINGERPRINT, LABEL_NODE, LABEL_ROLE, LABEL_SPEC_HASH};
-use crate::secrets::Secrets;
+use crate::secrets::{SecretFile, Secrets};
 use crate::target::docker::engine::archive;
 
 /// Labels of the cluster's network and volume.
@@ -65,14 +65,18 @@ pub fn log_config(logs: &LogRotation) -> HostConfigLogConfig {
 
 /// The container to create for `unit`.
 pub fn container(model: &Model, unit: &Unit) -> ContainerCreateBody {
-    let port = unit.publish.map(|p| format!("{}/tcp", p.container_port));
+    let ports: Vec<String> = unit
+        .publish
+        .iter()
+        .map(|p| format!("{}/tcp", p.container_port))
+        .collect();
     ContainerCreateBody {
         image: Some(unit.image.clone()),
         user: Some(format!("{}:{}", unit.user.0, unit.user.1)),
         cmd: (!unit.command.is_empty()).then(|| unit.command.clone()),
         env: (!unit.env.is_empty())
             .then(|| unit.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        exposed_ports: port.clone().map(|p| vec![p]),
+        exposed_ports: (!ports.is_empty()).then_some(ports),
         healthcheck: unit.health.as_ref().map(health),
         stop_signal: Some(unit.stop_signal.to_string()),
         stop_timeout: Some(unit.stop_grace.as_secs() as i64),
@@ -82,14 +86,19 @@ pub fn container(model: &Model, unit: &Unit) -> ContainerCreateBody {
                 .volume
                 .as_ref()
                 .map(|(volume, path)| vec![format!("{volume}:{path}")]),
-            port_bindings: unit.publish.map(|p| {
-                HashMap::from([(
-                    format!("{}/tcp", p.container_port),
-                    Some(vec![PortBinding {
-                        host_ip: Some(p.host_ip.to_string()),
-                        host_port: Some(p.host_port.to_string()),
-                    }]),
-                )])
+            port_bindings: (!unit.publish.is_empty()).then(|| {
+                unit.publish
+                    .iter()
+                    .map(|p| {
+                        (
+                            format!("{}/tcp", p.container_port),
+                            Some(vec![PortBinding {
+                                host_ip: Some(p.host_ip.to_string()),
+                                host_port: Some(p.host_port.to_string()),
+                            }]),
+                        )
+                    })
+                    .collect()
             }),
             restart_policy: unit.restart.then_some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
@@ -113,20 +122,37 @@ pub fn container(model: &Model, unit: &Unit) -> ContainerCreateBody {
 
 /// The unit's secret files, owned by its user, mode 0400; None when it has none.
 pub fn secret_files(unit: &Unit, secrets: &Secrets) -> std::io::Result<Option<Vec<u8>>> {
-    if unit.secrets.is_empty() {
-        return Ok(None);
-    }
-    let paths: Vec<&str> = unit.secrets.iter().map(|s| s.path()).collect();
-    let files: Vec<archive::File> = unit
+    let contents: Vec<(SecretFile, &[u8])> = unit
         .secrets
         .iter()
-        .zip(&paths)
-        .map(|(s, path)| archive::File {
-            path,
-            contents: secrets.value(*s).as_bytes(),
+        .map(|s| (*s, secrets.value(*s).as_bytes()))
+        .collect();
+    files(unit, &contents)
+}
+
+/// `contents` at their secret files' paths, owned by the unit's user, mode 0400; None when
+/// there are none.
+pub fn files<B: AsRef<[u8]>>(
+    unit: &Unit,
+    contents: &[(SecretFile, B)],
+) -> std::io::Result<Option<Vec<u8>>> {
+    if contents.is_empty() {
+        return Ok(None);
+    }
+    // Dated now (nginx's config for them also turns off its reuse of certificates whose
+    // files look unchanged across a reload: `ssl_object_cache_inheritable off`).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let files: Vec<archive::File> = contents
+        .iter()
+        .map(|(s, bytes)| archive::File {
+            path: s.path(),
+            contents: bytes.as_ref(),
             mode: 0o400,
             uid: unit.user.0 as u64,
             gid: unit.user.1 as u64,
+            mtime: now,
         })
         .collect();
     archive::tar(&files).map(Some)
@@ -140,5 +166,6 @@ pub fn nginx_conf(conf: &str) -> std::io::Result<Vec<u8>> {
         mode: 0o644,
         uid: 0,
         gid: 0,
+        mtime: 0,
     }])
 }

@@ -281,7 +281,50 @@ impl SwarmTarget {
         let batches = replicas.div_ceil(self.spec.rollout().max_surge().max(1));
         let per_batch = self.health_timeout() + unit.stop_grace + Duration::from_secs(10);
         self.wait_converged(service, &unit.hash(), replicas, per_batch * batches.max(1))
+            .await?;
+        let current: Vec<&str> = secrets
+            .iter()
+            .map(|(_, o)| o.name.as_str())
+            .chain([nginx.name.as_str()])
+            .collect();
+        self.prune(&current).await
+    }
+
+    /// Removes the cluster's secrets and configs other than `current`: those of earlier
+    /// versions (a rotated TLS key, an earlier nginx.conf) once no service uses them (Swarm
+    /// refuses to remove one still in use, which is left for a later apply), or all of them.
+    async fn prune(&self, current: &[&str]) -> Result<()> {
+        let d = &self.engine.docker;
+        let filters = self.cluster_filter();
+        let secrets = d
+            .list_secrets(Some(
+                q::ListSecretsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await
+            .map_err(api("listing secrets"))?;
+        for s in secrets {
+            let name = s.spec.and_then(|s| s.name).unwrap_or_default();
+            if let (false, Some(id)) = (current.contains(&name.as_str()), s.id) {
+                let _ = d.delete_secret(&id).await;
+            }
+        }
+        let configs = d
+            .list_configs(Some(
+                q::ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api("listing configs"))?;
+        for c in configs {
+            let name = c.spec.and_then(|s| s.name).unwrap_or_default();
+            if let (false, Some(id)) = (current.contains(&name.as_str()), c.id) {
+                let _ = d.delete_config(&id).await;
+            }
+        }
+        Ok(())
     }
 
     /// Waits until `replicas` tasks run the spec `hash`, healthy, and no other
@@ -559,7 +602,6 @@ impl SwarmTarget {
     /// services take a moment to stop), then the secrets and configs no
     /// service uses.
     async fn remove_network(&self, name: &str) -> Result<()> {
-        let d = &self.engine.docker;
         let start = Instant::now();
         let timeout = Duration::from_secs(60);
         while let crate::target::docker::engine::Presence::Owned(n) = self
@@ -580,30 +622,8 @@ impl SwarmTarget {
                 }
             }
         }
-        let filters = self.cluster_filter();
-        let secrets = d
-            .list_secrets(Some(
-                q::ListSecretsOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(api("listing secrets"))?;
-        for s in secrets.into_iter().filter_map(|s| s.id) {
-            let _ = d.delete_secret(&s).await;
-        }
-        let configs = d
-            .list_configs(Some(
-                q::ListConfigsOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(api("listing configs"))?;
-        for c in configs.into_iter().filter_map(|c| c.id) {
-            let _ = d.delete_config(&c).await;
-        }
-        Ok(())
+        // Every secret and config of the cluster: none is current any more.
+        self.prune(&[]).await
     }
 
     /// The database volume, when it lives on the manager this deployer talks
@@ -651,7 +671,7 @@ fn one_off(unit: &Unit) -> Unit {
     unit.slot = crate::names::Slot::Migrate;
     unit.health = None;
     unit.volume = None;
-    unit.publish = None;
+    unit.publish = Vec::new();
     unit.restart = false;
     unit
 }

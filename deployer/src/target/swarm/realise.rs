@@ -76,8 +76,8 @@ pub struct Object {
 
 /// The Swarm secret of each of the cluster's secret files.
 pub fn secret_objects(model: &Model, secrets: &Secrets) -> Vec<(SecretFile, Object)> {
-    SecretFile::ALL
-        .into_iter()
+    secrets
+        .files()
         .map(|s| {
             let value = secrets.value(s).as_bytes();
             let mut labels = cluster_labels(model);
@@ -284,16 +284,19 @@ pub fn service(model: &Model, unit: &Unit, replicas: u32, cx: &Context) -> Servi
             ServiceSpecRollbackConfigOrderEnum::STOP_FIRST
         }),
     });
-    let ports = unit.publish.map(|p| {
-        vec![EndpointPortConfig {
-            protocol: Some(EndpointPortConfigProtocolEnum::TCP),
-            target_port: Some(p.container_port.into()),
-            published_port: Some(p.host_port.into()),
-            // The routing mesh binds every host and is unreliable on loopback:
-            // the balancer answers on its own host only.
-            publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
-            ..Default::default()
-        }]
+    let ports = (!unit.publish.is_empty()).then(|| {
+        unit.publish
+            .iter()
+            .map(|p| EndpointPortConfig {
+                protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+                target_port: Some(p.container_port.into()),
+                published_port: Some(p.host_port.into()),
+                // The routing mesh binds every host and is unreliable on loopback:
+                // the balancer answers on its own host only.
+                publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+                ..Default::default()
+            })
+            .collect()
     });
     ServiceSpec {
         name: Some(service_of(model, unit)),

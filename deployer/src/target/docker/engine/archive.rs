@@ -10,6 +10,10 @@ pub struct File<'a> {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
+    /// Seconds since the epoch. Readers that cache a file by inode and mtime (nginx keeps a
+    /// certificate loaded across reloads while both are unchanged, and the engine may write
+    /// an uploaded file over the same inode) need a new mtime for new contents.
+    pub mtime: u64,
 }
 
 /// A tar archive (to extract at `/`) holding `files`, and their parent directory
@@ -37,7 +41,7 @@ pub fn tar(files: &[File<'_>]) -> std::io::Result<Vec<u8>> {
         h.set_mode(f.mode);
         h.set_uid(f.uid);
         h.set_gid(f.gid);
-        h.set_mtime(0);
+        h.set_mtime(f.mtime);
         b.append_data(&mut h, rel, f.contents)?;
     }
     b.into_inner()
@@ -69,6 +73,7 @@ mod tests {
             mode: 0o400,
             uid: 999,
             gid: 999,
+            mtime: 0,
         }])
         .unwrap();
         assert_eq!(first_file(&t).unwrap(), b"hunter2");
