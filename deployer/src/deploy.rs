@@ -737,6 +737,42 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// Waits (up to `timeout`) until the balancer answers `GET /api/health` with 200 from
+    /// inside the cluster's network: after every node was stopped and started again (a
+    /// restore), nginx finds them by DNS within its resolve interval, and a client should not
+    /// meet that second. False when it did not within `timeout`.
+    pub async fn wait_until_balancer_serves(
+        &self,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<bool, ConnectionsError> {
+        let spec = &self.loaded.spec;
+        let url = match spec.balancer().tls() {
+            Some(_) => format!(
+                "https://{}:{}/api/health",
+                self.names.balancer(),
+                crate::names::BALANCER_TLS_LISTEN_PORT
+            ),
+            None => format!(
+                "http://{}:{}/api/health",
+                self.names.balancer(),
+                crate::names::BALANCER_LISTEN_PORT
+            ),
+        };
+        let tries = (timeout.as_millis() / 200).max(1);
+        let script = format!(
+            "i=0; while [ $i -lt {tries} ]; do \
+             [ \"$(curl -sk -m 2 -o /dev/null -w '%{{http_code}}' {url})\" = 200 ] && exit 0; \
+             i=$((i+1)); sleep 0.2; done; exit 1"
+        );
+        let probes = self.probes().await?;
+        let (code, _) = crate::target::Probes::in_cluster(&probes, &script, &[])
+            .await
+            .map_err(ConnectionsError::Console)?;
+        Ok(code == 0)
+    }
+}
+
 /// Why the connections in use could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionsError {
