@@ -474,20 +474,7 @@ pub async fn restore(
         });
     }
     let converged = converged.map_err(|e| BackupError::Converge(Box::new(e)))?;
-    // Every node was away: the balancer finds them again by DNS within a second. Return
-    // once it serves, so the first client after a restore is answered.
-    match d
-        .wait_until_balancer_serves(std::time::Duration::from_secs(15))
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => events.event(Event::Note(
-            "warning: the balancer did not answer /api/health within 15s of the nodes' return",
-        )),
-        Err(e) => events.event(Event::Note(&format!(
-            "warning: could not ask the balancer whether it serves again: {e}"
-        ))),
-    }
+    // The applier returned once the balancer served again (every node was away).
     let tables = tables(&database, "counting the rows of the restored tables").await?;
     Ok(Restored {
         file: checked.file.clone(),

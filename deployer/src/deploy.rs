@@ -514,6 +514,23 @@ impl Deployment {
                 source,
             })?;
         let after = target.observe().await.map_err(DeployError::Observe)?;
+        if prepared.goal == Goal::Converge && !serving(&prepared.observed) && serving(&after) {
+            // No node served before (from nothing, or every node stopped — a restore): the
+            // balancer finds them by DNS within its resolve interval. Return once it
+            // serves, so the first client after `apply` is answered.
+            match self
+                .wait_until_balancer_serves(std::time::Duration::from_secs(15))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => events.event(crate::events::Event::Note(
+                    "warning: the balancer did not answer /api/health within 15s of the nodes starting",
+                )),
+                Err(e) => events.event(crate::events::Event::Note(&format!(
+                    "warning: could not ask the balancer whether it serves: {e}"
+                ))),
+            }
+        }
         Ok(Applied {
             left: plan::plan(&prepared.model, &after, prepared.goal)?,
         })
@@ -771,6 +788,14 @@ impl Deployment {
             .map_err(ConnectionsError::Console)?;
         Ok(code == 0)
     }
+}
+
+/// Whether any app node runs in `observed`.
+fn serving(observed: &Observed) -> bool {
+    observed
+        .units
+        .iter()
+        .any(|u| u.role == crate::names::Role::App && u.running)
 }
 
 /// Why the connections in use could not be read.
