@@ -257,6 +257,14 @@ impl SwarmTarget {
             nginx: Some(&nginx),
         };
         let spec = realise::service(&self.model, unit, replicas, &cx);
+        // What the tasks must carry besides the spec hash: a rotated certificate or a new
+        // nginx.conf changes only the versioned secret and config names.
+        let objects = spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.container_spec.as_ref())
+            .map(objects_of)
+            .unwrap_or_default();
         let d = &self.engine.docker;
         match d
             .inspect_service(service, None::<q::InspectServiceOptions>)
@@ -280,7 +288,11 @@ impl SwarmTarget {
         }
         let batches = replicas.div_ceil(self.spec.rollout().max_surge().max(1));
         let per_batch = self.health_timeout() + unit.stop_grace + Duration::from_secs(10);
-        self.wait_converged(service, &unit.hash(), replicas, per_batch * batches.max(1))
+        let want = Want {
+            hash: unit.hash(),
+            objects,
+        };
+        self.wait_converged(service, &want, replicas, per_batch * batches.max(1))
             .await?;
         let current: Vec<&str> = secrets
             .iter()
@@ -327,13 +339,13 @@ impl SwarmTarget {
         Ok(())
     }
 
-    /// Waits until `replicas` tasks run the spec `hash`, healthy, and no other
+    /// Waits until `replicas` tasks run what `want` says, healthy, and no other
     /// task is meant to run. A rollback is a failure: the service's spec went
     /// back to the previous one.
     async fn wait_converged(
         &self,
         service: &str,
-        hash: &str,
+        want: &Want,
         replicas: u32,
         timeout: Duration,
     ) -> Result<()> {
@@ -351,8 +363,15 @@ impl SwarmTarget {
                 .and_then(|l| l.get(LABEL_SPEC_HASH))
                 .cloned()
                 .unwrap_or_default();
+            let service_objects = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.task_template.as_ref())
+                .and_then(|t| t.container_spec.as_ref())
+                .map(objects_of)
+                .unwrap_or_default();
             let update = svc.update_status.clone().unwrap_or_default();
-            if spec_hash != hash {
+            if spec_hash != want.hash || service_objects != want.objects {
                 return Err(SwarmError::RolledBack {
                     service: service.into(),
                     message: update.message.unwrap_or_else(|| "no message".into()),
@@ -367,7 +386,8 @@ impl SwarmTarget {
                 .iter()
                 .filter(|t| {
                     t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)
-                        && task_hash(t) == hash
+                        && task_hash(t) == want.hash
+                        && task_objects(t) == want.objects
                 })
                 .count();
             let updating = matches!(
@@ -677,6 +697,40 @@ fn one_off(unit: &Unit) -> Unit {
 }
 
 /// The spec hash a task was made from.
+/// What a converged service's tasks run: the unit's spec hash and the versioned names of
+/// the secrets and configs they mount. The orchestrator marks an update as begun only some
+/// time after it was accepted, so the task specs, not the update state, say it is done.
+struct Want {
+    hash: String,
+    objects: Vec<String>,
+}
+
+/// The secret and config names a container spec mounts, sorted.
+fn objects_of(c: &bollard::models::TaskSpecContainerSpec) -> Vec<String> {
+    let mut names: Vec<String> = c
+        .secrets
+        .iter()
+        .flatten()
+        .filter_map(|s| s.secret_name.clone())
+        .chain(
+            c.configs
+                .iter()
+                .flatten()
+                .filter_map(|c| c.config_name.clone()),
+        )
+        .collect();
+    names.sort();
+    names
+}
+
+fn task_objects(t: &bollard::models::Task) -> Vec<String> {
+    t.spec
+        .as_ref()
+        .and_then(|s| s.container_spec.as_ref())
+        .map(objects_of)
+        .unwrap_or_default()
+}
+
 fn task_hash(t: &bollard::models::Task) -> &str {
     t.spec
         .as_ref()
