@@ -24,15 +24,33 @@ mode() { sed -i "s/^access_log = \"[a-z]*\"/access_log = \"$1\"/" "$FILE"; "$DEP
 mode off
 URL="http://127.0.0.1:$PORT/api/health"
 wrk -t2 -c32 -d2s "$URL" >/dev/null
-declare -A RUNS ROUND RATIOS
+declare -A RUNS ROUND RATIOS ENGINE
+# CPU ticks of this machine's engine (dockerd, its containerd, the containers' shims: they copy
+# each line a container writes to stdout into its log file), not of engines running inside
+# containers (the swarm lab's), whose parent is not PID 1.
+daemon_ticks() {
+    local pid total=0 dockerd
+    dockerd="$(pgrep -P 1 -x dockerd | head -1)"
+    for pid in $dockerd $(pgrep -P "${dockerd:-1}" -x containerd) $(pgrep -P 1 -f 'containerd-shim'); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
 for r in $(seq "$ROUNDS"); do
     if (( r % 2 )); then order="off buffered unbuffered"; else order="unbuffered buffered off"; fi
     for m in $order; do
         mode "$m"
-        rps="$(wrk -t2 -c32 -d"${DURATION}s" "$URL" | sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p')"
+        d0="$(daemon_ticks)"
+        out="$(wrk -t2 -c32 -d"${DURATION}s" "$URL")"
+        d1="$(daemon_ticks)"
+        rps="$(sed -n 's/^Requests\/sec: *\([0-9.]*\)/\1/p' <<<"$out")"
+        reqs="$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' <<<"$out")"
+        # The engine's own CPU per request: what it costs to carry the access log's lines.
+        us="$(awk -v t="$((d1 - d0))" -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t * 1e6 / hz / (r ? r : 1) }')"
         RUNS[$m]+="$rps "
         ROUND[$m]="$rps"
-        echo "[$(date +%T)] round $r, access_log = $m: $rps req/s" >&2
+        ENGINE[$m]+="$us "
+        echo "[$(date +%T)] round $r, access_log = $m: $rps req/s; dockerd + containerd + shims $us us CPU per request" >&2
     done
     # Each round's ratio to `off` in the same round: the machine's drift cancels out.
     for m in buffered unbuffered; do
@@ -42,9 +60,9 @@ done
 median() { tr ' ' '\n' | grep . | sort -g | awk -v f="${1:-%.0f}" '{ v[NR] = $1 } END { printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 off="$(median <<<"${RUNS[off]}")"
 echo "## access_log cost ($NODES nodes, GET /api/health, wrk -t2 -c32 -d${DURATION}s, $ROUNDS rounds; $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
-echo "| access_log | req/s (median) | runs | vs off (median of the rounds' ratios) | rounds' ratios |"
-echo "|---|---|---|---|---|"
-echo "| off | $off | ${RUNS[off]% } | 1.00x | |"
+echo "| access_log | req/s (median) | runs | vs off (median of the rounds' ratios) | rounds' ratios | engine CPU us/request (median; runs) |"
+echo "|---|---|---|---|---|---|"
+echo "| off | $off | ${RUNS[off]% } | 1.00x | | $(median '%.1f' <<<"${ENGINE[off]}"); ${ENGINE[off]% } |"
 for m in buffered unbuffered; do
-    echo "| $m | $(median <<<"${RUNS[$m]}") | ${RUNS[$m]% } | $(median '%.2f' <<<"${RATIOS[$m]}")x | ${RATIOS[$m]% } |"
+    echo "| $m | $(median <<<"${RUNS[$m]}") | ${RUNS[$m]% } | $(median '%.2f' <<<"${RATIOS[$m]}")x | ${RATIOS[$m]% } | $(median '%.1f' <<<"${ENGINE[$m]}"); ${ENGINE[$m]% } |"
 done

@@ -10,7 +10,7 @@
 #      file's `[balancer] access_log` (default buffered). Target: >= 0.95x the reference.
 #   2. failover: `docker kill` one node under load (wrk, then ab): failed requests (target 0), and
 #      how long `deployer apply --yes` takes to bring the node back.
-#   3. database outage: stop PostgreSQL for DB_DOWN seconds under a curl load of /api/ready and
+#   3. database outage: stop PostgreSQL for DB_DOWN seconds under a curl load of /api/health and
 #      /api/auth/me (5 s client timeout): status codes seen (503 expected, no 500, no hangs) and the
 #      time until every node answers /api/ready 200 again.
 #   4. zero downtime: failed requests during scale 3 -> 5 -> 3 and during a rolling env change,
@@ -26,6 +26,8 @@
 #
 # Usage: scripts/bench-cluster.sh
 #   DURATION=8 ROUNDS=3      seconds per wrk run, rounds per throughput figure (median reported)
+#   NODE_COUNTS="1 3 5"      node counts of the throughput figures
+#   THROUGHPUT_ONLY=1        stop after the throughput figures (1.) and print them
 #   LOAD_SECONDS=60 DB_DOWN=5
 #   CARGO_TARGET_DIR=...     where the release deployer and the bare example are built
 #   DEPLOYER=/path           use this deployer binary (the bare example is still built)
@@ -36,6 +38,7 @@ cd "$(dirname "$0")/.."
 REPO="$PWD"
 DURATION="${DURATION:-8}"
 ROUNDS="${ROUNDS:-3}"
+NODE_COUNTS="${NODE_COUNTS:-1 3 5}"
 LOAD_SECONDS="${LOAD_SECONDS:-60}"
 DB_DOWN="${DB_DOWN:-5}"
 NAME="${BENCH_NAME:-bench-cluster}"
@@ -74,9 +77,11 @@ cleanup() {
     echo "cleaning up ($NAME, $REF-*)..." >&2
     for pid in "${BG[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${BG[@]}"; do wait "$pid" 2>/dev/null || true; done
-    "${D[@]}" destroy --volumes --yes >/dev/null 2>&1 || true
+    # The reference containers first: they are attached to the cluster's network, which
+    # destroy could not remove while they are (and then it would keep the volume too).
     local refs; refs="$(docker ps -aq --filter "name=^$REF-")"
     [[ -z "$refs" ]] || docker rm -f $refs >/dev/null 2>&1 || true
+    "${D[@]}" destroy --volumes --yes >/dev/null 2>&1 || true
     docker network rm "$REF-net" >/dev/null 2>&1 || true
     docker image rm "$BARE_IMAGE" >/dev/null 2>&1 || true
     if [[ "${KEEP_WORK:-0}" == 1 || $rc != 0 ]]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
@@ -226,14 +231,46 @@ LUA
 
 # 1. throughput -----------------------------------------------------------------------------------
 declare -A TP  # TP[n,kind] = "rps p50 p99 errors" (medians; errors summed)
+# What one request costs in CPU, which the other tenants of a shared machine do not move as
+# much as they move throughput: the machine's busy time (user + nice + system + irq + softirq,
+# everything in this VM: wrk, docker-proxy, dockerd, the containers) and the CPU time of the
+# balancer's and the nodes' containers (their cgroups), each divided by the requests served.
+busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+cgroup_files() { # container names -> the files holding their CPU time (cgroup v1 or v2)
+    local c id f
+    for c in "$@"; do
+        id="$(docker inspect -f '{{.Id}}' "$c" 2>/dev/null)" || continue
+        for f in "/sys/fs/cgroup/cpuacct/docker/$id/cpuacct.usage" \
+                 "/sys/fs/cgroup/system.slice/docker-$id.scope/cpu.stat"; do
+            [[ -r "$f" ]] && { echo "$f"; break; }
+        done
+    done
+}
+cpu_ns() { # files from cgroup_files -> their summed CPU time in ns
+    local f total=0
+    for f in "$@"; do
+        if [[ "$f" == *cpu.stat ]]; then total=$((total + $(awk '/^usage_usec/ { print $2 * 1000 }' "$f")))
+        else total=$((total + $(cat "$f"))); fi
+    done
+    echo "$total"
+}
 wrk_median() { # n kind url [lua]: ROUNDS runs are done by the caller; this records one run
     local n="$1" kind="$2" url="$3" lua="${4:-}" out="$WORK/wrk-$1-$2-$RANDOM.txt"
+    local prefix="$NAME" lb="$NAME-lb" node=app i lb_files node_files b0 b1 l0 l1 n0 n1 reqs
+    [[ "$kind" == ref* ]] && { prefix="$REF"; lb="$REF-lb"; node=bare; }
+    mapfile -t lb_files < <(cgroup_files "$lb")
+    mapfile -t node_files < <(cgroup_files $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))
+    b0="$(busy_ticks)"; l0="$(cpu_ns "${lb_files[@]}")"; n0="$(cpu_ns "${node_files[@]}")"
     if [[ -n "$lua" ]]; then wrk -t2 -c32 -d"${DURATION}s" --latency -s "$lua" "$url" >"$out"
     else wrk -t2 -c32 -d"${DURATION}s" --latency "$url" >"$out"; fi
-    echo "$(wrk_stats "$out")" >>"$WORK/tp-$n-$kind"
-    log "  $kind ($n node(s)): $(awk '{ printf "%d req/s, p50 %s ms, p99 %s ms, %d non-2xx, %d socket errors", $1, $2, $3, $5, $6 }' <<<"$(wrk_stats "$out")")"
+    b1="$(busy_ticks)"; l1="$(cpu_ns "${lb_files[@]}")"; n1="$(cpu_ns "${node_files[@]}")"
+    reqs="$(wrk_stats "$out" | cut -d' ' -f4)"
+    # appended to wrk_stats' 7 fields: CPU microseconds per request, machine / balancer / nodes
+    echo "$(wrk_stats "$out") $(awk -v b="$((b1 - b0))" -v l="$((l1 - l0))" -v m="$((n1 - n0))" -v r="$reqs" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (r == 0) r = 1; printf "%.1f %.1f %.1f", b * 1e6 / hz / r, l / 1e3 / r, m / 1e3 / r }')" >>"$WORK/tp-$n-$kind"
+    log "  $kind ($n node(s)): $(tail -1 "$WORK/tp-$n-$kind" | awk '{ printf "%d req/s, p50 %s ms, p99 %s ms, %d non-2xx, %d socket errors; CPU us/request: machine %s, balancer %s, nodes %s", $1, $2, $3, $5, $6, $8, $9, $10 }')"
 }
-for n in 1 3 5; do
+for n in $NODE_COUNTS; do
     [[ "$NODES" == "$n" ]] || { log "apply $NAME with $n nodes"; apply_nodes "$n"; }
     ref_lb "$n"
     login
@@ -254,10 +291,38 @@ for n in 1 3 5; do
     done
     for kind in ref refme health me; do
         f="$WORK/tp-$n-$kind"
-        TP[$n,$kind]="$(cut -d' ' -f1 "$f" | median) $(cut -d' ' -f2 "$f" | median) $(cut -d' ' -f3 "$f" | median) $(awk '{ s += $5 + $6 } END { print s }' "$f") $(cut -d' ' -f1 "$f" | xargs printf '%.0f/' | sed 's#/$##')"
+        TP[$n,$kind]="$(cut -d' ' -f1 "$f" | median) $(cut -d' ' -f2 "$f" | median) $(cut -d' ' -f3 "$f" | median) $(awk '{ s += $5 + $6 } END { print s }' "$f") $(cut -d' ' -f1 "$f" | xargs printf '%.0f/' | sed 's#/$##') $(cut -d' ' -f8 "$f" | median) $(cut -d' ' -f9 "$f" | median) $(cut -d' ' -f10 "$f" | median)"
     done
 done
+throughput_table() {
+    f() { awk -v i="$2" '{ print $i }' <<<"${TP[$1]}"; }
+    echo
+    echo "## cluster benchmark ($NAME; wrk -t2 -c32 -d${DURATION}s --latency, median of $ROUNDS runs)"
+    echo "machine: $MACHINE"
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference (medians) | each round vs its reference run (median) | CPU us/request: machine / balancer / nodes (medians) | reference's machine CPU per request / this (median of rounds) | per node vs ~20 req/s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for n in $NODE_COUNTS; do
+        for ref in ref refme; do
+            path="reference: nginx (no log) -> bare axum \`GET /\`"
+            [[ "$ref" == refme ]] && path="reference: nginx (no log) -> bare axum, one PostgreSQL query \`GET /me\`"
+            echo "| $n | $path | $(int "$(f "$n,$ref" 1)") | $(f "$n,$ref" 2) | $(f "$n,$ref" 3) | $(f "$n,$ref" 4) | $(f "$n,$ref" 5) | 1.00x | | $(f "$n,$ref" 6) / $(f "$n,$ref" 7) / $(f "$n,$ref" 8) | | |"
+        done
+        for kind in health me; do
+            path="cluster \`GET /api/health\`"; ref_rps="$(f "$n,ref" 1)"
+            [[ "$kind" == me ]] && { path="cluster \`GET /api/auth/me\` (bearer)"; ref_rps="$(f "$n,refme" 1)"; }
+            rps="$(f "$n,$kind" 1)"
+            rounds="$(paste -d' ' <(cut -d' ' -f1 "$WORK/tp-$n-$kind") <(cut -d' ' -f1 "$WORK/tp-$n-$([[ $kind == me ]] && echo refme || echo ref)") \
+                | awk '{ printf "%.2f ", $1 / $2 }')"
+            cpu_rounds="$(paste -d' ' <(cut -d' ' -f8 "$WORK/tp-$n-$kind") <(cut -d' ' -f8 "$WORK/tp-$n-$([[ $kind == me ]] && echo refme || echo ref)") \
+                | awk '{ printf "%.2f ", ($1 > 0 ? $2 / $1 : 0) }')"
+            echo "| $n | $path | $(int "$rps") | $(f "$n,$kind" 2) | $(f "$n,$kind" 3) | $(f "$n,$kind" 4) | $(f "$n,$kind" 5) | $(ratio "$rps" "$ref_rps")x | ${rounds% } ($(median <<<"$rounds")x) | $(f "$n,$kind" 6) / $(f "$n,$kind" 7) / $(f "$n,$kind" 8) | ${cpu_rounds% } ($(median <<<"$cpu_rounds")x) | $(awk -v r="$rps" -v n="$n" 'BEGIN { printf "%.0f req/s/node = %.0fx", r / n, r / n / 20 }') |"
+        done
+    done
+}
 docker rm -f "$REF-lb" >/dev/null
+if [[ -n "${THROUGHPUT_ONLY:-}" ]]; then throughput_table; exit 0; fi
 
 # 2. failover -------------------------------------------------------------------------------------
 log "apply $NAME with 3 nodes"
@@ -294,20 +359,21 @@ failover wrk
 failover ab
 
 # 3. database outage ------------------------------------------------------------------------------
-# 4 curl loops, each asking /api/health (no I/O), /api/ready and /api/auth/me (both use the
-# database) in turn, with a 5 s client timeout; PostgreSQL is stopped for DB_DOWN seconds.
+# 4 curl loops through the balancer, each asking /api/health (no I/O) and /api/auth/me (uses the
+# database) in turn, with a 5 s client timeout; PostgreSQL is stopped for DB_DOWN seconds. (The
+# balancer answers /api/ready 404 since issue 11: readiness is read on each node, inside.)
 login
 load_worker() { # out deadline
     local ep r t
     while (( $(date +%s) < $2 )) && [[ ! -e "$WORK/stop-load" ]]; do
-        for ep in /api/health /api/ready /api/auth/me; do
+        for ep in /api/health /api/auth/me; do
             t="$(now)"
             r="$(curl -s -o /dev/null -m 5 -H "Authorization: Bearer $TOKEN" -w '%{http_code} %{time_total}' "$URL$ep" || true)"
             echo "$t $ep $r"
         done
     done >"$1"
 }
-lb_ok() { [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$URL/api/ready")" == 200 ]]; }
+lb_ok() { [[ "$(curl -s -o /dev/null -m 2 -H "Authorization: Bearer $TOKEN" -w '%{http_code}' "$URL/api/auth/me")" == 200 ]]; }
 rm -f "$WORK/stop-load"
 deadline=$(( $(date +%s) + 120 ))
 LOADERS=()
@@ -325,9 +391,9 @@ wait_until 60 "postgres accepting connections" pg_up
 T_PG="$(now)"
 wait_until 60 "every node ready again" all_ready 3
 T_READY="$(now)"
-wait_until 60 "the balancer's /api/ready answering 200 again" lb_ok
+wait_until 60 "the balancer's /api/auth/me answering 200 again" lb_ok
 T_LB="$(now)"
-log "postgres back after $(secs "$T_START" "$T_PG") s; every node ready $(secs "$T_PG" "$T_READY") s later; balancer /api/ready 200 $(secs "$T_PG" "$T_LB") s after postgres"
+log "postgres back after $(secs "$T_START" "$T_PG") s; every node ready $(secs "$T_PG" "$T_READY") s later; balancer /api/auth/me 200 $(secs "$T_PG" "$T_LB") s after postgres"
 sleep 5
 touch "$WORK/stop-load"
 wait "${LOADERS[@]}" 2>/dev/null || true
@@ -346,7 +412,7 @@ DB_MAXT="$(awk 'BEGIN { m = 0 } $4 > m { m = $4 } END { printf "%.2f", m }' "$WO
 DB_TOTAL="$(wc -l <"$WORK/db-load.txt")"
 # the last failed answer per endpoint, in seconds after postgres accepted connections again
 last_fail() { awk -v ep="$1" -v t="$T_PG" '$2 == ep && $3 != 200 { l = $1 + $4 } END { if (l) printf "%.1f s", l - t; else print "none" }' "$WORK/db-load.txt"; }
-DB_LAST_HEALTH="$(last_fail /api/health)"; DB_LAST_READY="$(last_fail /api/ready)"; DB_LAST_ME="$(last_fail /api/auth/me)"
+DB_LAST_HEALTH="$(last_fail /api/health)"; DB_LAST_ME="$(last_fail /api/auth/me)"
 # Do not let what the outage left in the balancer spill into the next figures.
 wait_until 60 "the balancer answering /api/health" curl -fs -o /dev/null -m 2 "$URL/api/health"
 
@@ -429,39 +495,19 @@ for c in $(docker ps -a --filter "name=^$NAME-" --format '{{.Names}}'); do
 done
 
 # Results ------------------------------------------------------------------------------------------
-f() { awk -v i="$2" '{ print $i }' <<<"${TP[$1]}"; }
-echo
-echo "## cluster benchmark ($NAME; wrk -t2 -c32 -d${DURATION}s --latency, median of $ROUNDS runs)"
-echo "machine: $MACHINE"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference | per node vs ~20 req/s |"
-echo "|---|---|---|---|---|---|---|---|---|"
-for n in 1 3 5; do
-    for ref in ref refme; do
-        path="reference: nginx (no log) -> bare axum \`GET /\`"
-        [[ "$ref" == refme ]] && path="reference: nginx (no log) -> bare axum, one PostgreSQL query \`GET /me\`"
-        echo "| $n | $path | $(int "$(f "$n,$ref" 1)") | $(f "$n,$ref" 2) | $(f "$n,$ref" 3) | $(f "$n,$ref" 4) | $(f "$n,$ref" 5) | 1.00x | |"
-    done
-    for kind in health me; do
-        path="cluster \`GET /api/health\`"; ref_rps="$(f "$n,ref" 1)"
-        [[ "$kind" == me ]] && { path="cluster \`GET /api/auth/me\` (bearer)"; ref_rps="$(f "$n,refme" 1)"; }
-        rps="$(f "$n,$kind" 1)"
-        echo "| $n | $path | $(int "$rps") | $(f "$n,$kind" 2) | $(f "$n,$kind" 3) | $(f "$n,$kind" 4) | $(f "$n,$kind" 5) | $(ratio "$rps" "$ref_rps")x | $(awk -v r="$rps" -v n="$n" 'BEGIN { printf "%.0f req/s/node = %.0fx", r / n, r / n / 20 }') |"
-    done
-done
+throughput_table
 echo
 echo "| failover: docker kill $NAME-app-2 under load of GET /api/health | requests | failed | detail | apply until node back (s) |"
 echo "|---|---|---|---|---|"
 for row in "${FO[@]}"; do read -r a b c d e <<<"$row"; echo "| $a | $b | $c | ${d//;/, } | $e |"; done
 echo
-echo "| database outage (postgres stopped ${DB_DOWN}s; 4 curl loops over /api/health, /api/ready, /api/auth/me, -m 5) | value |"
+echo "| database outage (postgres stopped ${DB_DOWN}s; 4 curl loops over /api/health, /api/auth/me through the balancer, -m 5) | value |"
 echo "|---|---|"
 echo "| docker stop took | $(secs "$T_STOP" "$T_STOPPED") s |"
 echo "| postgres accepting connections after docker start | $(secs "$T_START" "$T_PG") s |"
 echo "| every node's own /api/ready 200, after postgres accepts connections | $(secs "$T_PG" "$T_READY") s |"
-echo "| the balancer's /api/ready 200, after postgres accepts connections | $(secs "$T_PG" "$T_LB") s |"
-echo "| last failed answer after postgres is back: /api/health, /api/ready, /api/auth/me | $DB_LAST_HEALTH, $DB_LAST_READY, $DB_LAST_ME |"
+echo "| the balancer's /api/auth/me 200, after postgres accepts connections | $(secs "$T_PG" "$T_LB") s |"
+echo "| last failed answer after postgres is back: /api/health, /api/auth/me | $DB_LAST_HEALTH, $DB_LAST_ME |"
 echo "| codes before the stop | $DB_CODES_BEFORE |"
 echo "| codes from the stop until postgres is back | $DB_CODES_OUT |"
 echo "| codes after postgres is back | $DB_CODES_AFTER |"
