@@ -59,18 +59,10 @@ fn log_in(c: &Cluster, who: &str) -> (u16, Option<String>) {
 
 /// Who the token belongs to, as `/api/auth/me` says.
 fn me(c: &Cluster, token: &str) -> String {
-    c.rt.block_on(async {
-        let r = c
-            .client()
-            .get(c.url("/api/auth/me"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let v: Value = r.json().await.unwrap();
-        v["data"]["email"].as_str().unwrap_or_default().to_string()
-    })
+    e2e::me(c, token, 1)[0]["data"]["email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn enqueue(c: &Cluster, token: &str, n: usize) {
