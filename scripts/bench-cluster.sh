@@ -27,6 +27,7 @@
 # Usage: scripts/bench-cluster.sh
 #   DURATION=8 ROUNDS=3      seconds per wrk run, rounds per throughput figure (median reported)
 #   NODE_COUNTS="1 3 5"      node counts of the throughput figures
+#   HEALTH_INTERVAL=N        the cluster's [rollout] health_interval (default: cluster.toml's)
 #   THROUGHPUT_ONLY=1        stop after the throughput figures (1.) and print them
 #   LOAD_SECONDS=60 DB_DOWN=5
 #   CARGO_TARGET_DIR=...     where the release deployer and the bare example are built
@@ -105,6 +106,11 @@ sed -i -e "s/^name = \"demo\"/name = \"$NAME\"/" \
        "$FILE"
 grep -q "^name = \"$NAME\"" "$FILE" && grep -q "^port = $PORT " "$FILE" \
     || { echo "error: could not set the name and port in the copy of cluster.toml" >&2; exit 1; }
+if [[ -n "${HEALTH_INTERVAL:-}" ]]; then
+    sed -i "s/^health_interval = [0-9]*/health_interval = $HEALTH_INTERVAL/" "$FILE"
+    grep -q "^health_interval = $HEALTH_INTERVAL\b" "$FILE" \
+        || { echo "error: could not set health_interval in the copy of cluster.toml" >&2; exit 1; }
+fi
 set_nodes() { sed -i "s/^nodes = [0-9]*/nodes = $1/" "$FILE"; }
 set_roll() { sed -i '/^BENCH_ROLL = /d' "$FILE"; sed -i "/^RUST_LOG = /a BENCH_ROLL = \"$1\"" "$FILE"; }
 URL="http://127.0.0.1:$PORT"

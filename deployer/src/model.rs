@@ -59,7 +59,16 @@ pub struct Health {
     pub timeout: Duration,
     pub retries: u32,
     pub start_period: Duration,
+    /// Between checks while the container starts (until its first passing check, within
+    /// `start_period`): a new container is seen healthy within a second of being ready, while
+    /// the steady `interval` stays cheap. Engines with API 1.44 (Docker 25) and later; older
+    /// ones check at `interval` from the start. Compose files cannot say it before Compose 2.20,
+    /// so generated/docker-compose.yml does not.
+    pub start_interval: Duration,
 }
+
+/// [`Health::start_interval`].
+pub const START_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Health {
     /// The service containers' check (PostgreSQL, Redis, the balancer): the same
@@ -68,10 +77,11 @@ impl Health {
         let node = HealthCheck::node();
         Health {
             test,
-            interval: node.interval,
+            interval: spec.rollout().health_interval(),
             timeout: node.timeout,
             retries: node.retries,
             start_period: spec.rollout().health_timeout(),
+            start_interval: START_INTERVAL,
         }
     }
 
@@ -82,6 +92,7 @@ impl Health {
             timeout: check.timeout,
             retries: check.retries,
             start_period: check.start_period,
+            start_interval: START_INTERVAL,
         }
     }
 }
@@ -321,6 +332,7 @@ pub fn node_contract(spec: &ClusterSpec, name: String) -> NodeContract {
         // Failures while a node starts (up to health_timeout) do not count:
         // Docker's own status, which compose waits on, agrees with the deployer's gate.
         health: HealthCheck {
+            interval: spec.rollout().health_interval(),
             start_period: spec.rollout().health_timeout(),
             ..HealthCheck::node()
         },
@@ -540,6 +552,13 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         let [size, files] = unit.logs.options();
         unit.fingerprint
             .insert("logs".into(), format!("{}x{}", size.1, files.1));
+        // The engine sets the check when it creates a container. Only when it is not the
+        // default, so the containers of an existing cluster keep their hashes.
+        let interval = spec.rollout().health_interval();
+        if unit.health.is_some() && interval != HealthCheck::node().interval {
+            unit.fingerprint
+                .insert("health_interval".into(), format!("{}s", interval.as_secs()));
+        }
     }
     Model {
         network: n.network(),
@@ -710,4 +729,48 @@ pub fn node_names(spec: &ClusterSpec) -> Vec<String> {
     NodeIndex::first(spec.app().nodes())
         .map(|i| n.node(i))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::fixtures::want;
+
+    #[test]
+    fn every_container_is_checked_at_the_files_health_interval() {
+        let every = |m: &super::Model| -> Vec<(String, Duration)> {
+            m.units
+                .iter()
+                .filter_map(|u| u.health.as_ref().map(|h| (u.name.clone(), h.interval)))
+                .collect()
+        };
+        let extras = "[redis]\nenabled = true\n[database]\npooler = \"pgbouncer\"\n";
+        let default = want(extras);
+        let checked = every(&default);
+        // PostgreSQL, Redis, the pooler, three nodes and the balancer.
+        assert_eq!(checked.len(), 7, "{checked:?}");
+        assert!(
+            checked.iter().all(|(_, i)| *i == Duration::from_secs(5)),
+            "{checked:?}"
+        );
+
+        let slow = want(&format!("{extras}[rollout]\nhealth_interval = 30\n"));
+        let checked = every(&slow);
+        assert!(
+            checked.iter().all(|(_, i)| *i == Duration::from_secs(30)),
+            "{checked:?}"
+        );
+        // A new interval replaces every container (the engine sets it at creation); the
+        // default leaves the hashes of a cluster made before the key existed as they were.
+        assert_eq!(slow.units.len(), default.units.len());
+        for (d, s) in default.units.iter().zip(&slow.units) {
+            assert_eq!(d.name, s.name);
+            assert_ne!(d.hash(), s.hash(), "{}", d.name);
+        }
+        assert!(default
+            .units
+            .iter()
+            .all(|u| !u.fingerprint.contains_key("health_interval")));
+    }
 }

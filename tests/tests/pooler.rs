@@ -76,7 +76,13 @@ fn apply_with_the_pooler_puts_it_between_postgres_and_the_nodes() {
     assert!(c.plan().is_empty(), "not empty after apply:\n{}", c.plan());
 
     // The pooler: never published, non-root, its password only in its secret file.
-    let p = inspect(&pooler);
+    // The engine's own check agrees with the deployer's gate within one health_interval.
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    let mut p = inspect(&pooler);
+    while p["State"]["Health"]["Status"] != "healthy" && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        p = inspect(&pooler);
+    }
     assert_eq!(p["State"]["Health"]["Status"], "healthy");
     assert_eq!(p["Config"]["User"], "70:70");
     let ports = &p["HostConfig"]["PortBindings"];

@@ -103,6 +103,7 @@ pub struct RawRollout {
     pub drain_seconds: Option<Spanned<i64>>,
     pub stop_grace_seconds: Option<Spanned<i64>>,
     pub health_timeout: Option<Spanned<i64>>,
+    pub health_interval: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

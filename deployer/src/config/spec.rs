@@ -542,6 +542,9 @@ pub struct RolloutSpec {
     /// How long a new container may take to pass its health check.
     #[serde(serialize_with = "whole_seconds")]
     pub(in crate::config) health_timeout: Duration,
+    /// Between two of the engine's health checks of a container, once it has started.
+    #[serde(serialize_with = "whole_seconds")]
+    pub(in crate::config) health_interval: Duration,
 }
 
 /// Read-only: a spec is only ever built by validation.
@@ -773,6 +776,10 @@ impl RolloutSpec {
 
     pub fn health_timeout(&self) -> Duration {
         self.health_timeout
+    }
+
+    pub fn health_interval(&self) -> Duration {
+        self.health_interval
     }
 }
 

@@ -501,6 +501,7 @@ mod tests {
         assert_eq!(r.drain, Duration::ZERO);
         assert_eq!(r.stop_grace, Duration::from_secs(20));
         assert_eq!(r.health_timeout, Duration::from_secs(60));
+        assert_eq!(r.health_interval, Duration::from_secs(5));
         assert_eq!(b.fail_timeout, Duration::from_secs(10));
         assert_eq!(b.connect_timeout, Duration::from_secs(2));
         assert_eq!(b.read_timeout, Duration::from_secs(90));
@@ -513,6 +514,7 @@ mod tests {
         assert_eq!(v["rollout"]["drain_seconds"], 2);
         assert_eq!(v["rollout"]["stop_grace_seconds"], 20);
         assert_eq!(v["rollout"]["health_timeout"], 60);
+        assert_eq!(v["rollout"]["health_interval"], 5);
         assert_eq!(v["balancer"]["fail_timeout"], 10);
         assert_eq!(v["balancer"]["connect_timeout"], 2);
         assert_eq!(v["balancer"]["read_timeout"], 30);

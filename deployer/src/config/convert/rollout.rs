@@ -3,6 +3,7 @@
 use super::Checker;
 use crate::config::raw::RawRollout;
 use crate::config::spec::{RolloutSpec, MAX_NODES};
+use node_contract::HealthCheck;
 
 /// The section's values; an invalid one is reported and replaced by its default.
 pub(super) fn convert(c: &mut Checker, r: &RawRollout) -> RolloutSpec {
@@ -34,10 +35,19 @@ pub(super) fn convert(c: &mut Checker, r: &RawRollout) -> RolloutSpec {
         5..=3600,
         "seconds a new container may take to pass its health check",
     );
+    let health_interval = c.seconds(
+        &r.health_interval,
+        "health_interval",
+        HealthCheck::node().interval.as_secs() as u32,
+        1..=300,
+        "seconds between the engine's health checks of each container; each check costs \
+         ~60 ms of CPU, so a short interval takes throughput from the nodes",
+    );
     RolloutSpec {
         max_surge: max_surge as u32,
         drain,
         stop_grace,
         health_timeout,
+        health_interval,
     }
 }

@@ -46,6 +46,7 @@ pub fn health(h: &Health) -> HealthConfig {
         timeout: Some(nanos(h.timeout)),
         retries: Some(h.retries as i64),
         start_period: Some(nanos(h.start_period)),
+        start_interval: Some(nanos(h.start_interval)),
         ..Default::default()
     }
 }
@@ -168,4 +169,26 @@ pub fn nginx_conf(conf: &str) -> std::io::Result<Vec<u8>> {
         gid: 0,
         mtime: 0,
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container;
+    use crate::fixtures::want;
+
+    const SECOND: i64 = 1_000_000_000;
+
+    #[test]
+    fn a_container_is_checked_every_second_while_it_starts_then_at_the_files_interval() {
+        let m = want("[rollout]\nhealth_interval = 7\nhealth_timeout = 40\n");
+        for unit in m.units.iter() {
+            let h = container(&m, unit)
+                .healthcheck
+                .expect("every kept container is checked");
+            assert_eq!(h.interval, Some(7 * SECOND), "{}", unit.name);
+            assert_eq!(h.start_interval, Some(SECOND), "{}", unit.name);
+            assert_eq!(h.start_period, Some(40 * SECOND), "{}", unit.name);
+            assert_eq!(h.retries, Some(3), "{}", unit.name);
+        }
+    }
 }
