@@ -305,6 +305,7 @@ throughput_table() {
     echo
     echo "## cluster benchmark ($NAME; wrk -t2 -c32 -d${DURATION}s --latency, median of $ROUNDS runs)"
     echo "machine: $MACHINE"
+    echo "cluster: [rollout] health_interval = $(sed -n 's/^health_interval = \([0-9]*\).*/\1/p' "$FILE") s, [balancer] access_log = $(sed -n 's/^access_log = \"\([a-z]*\)\".*/\1/p' "$FILE")"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference (medians) | each round vs its reference run (median) | CPU us/request: machine / balancer / nodes (medians) | reference's machine CPU per request / this (median of rounds) | per node vs ~20 req/s |"
