@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What each `[balancer] access_log` choice costs: one 3-node cluster, GET /api/health through
-# the balancer (wrk -t2 -c32, keep-alive), ROUNDS rounds alternating off / buffered / unbuffered
+# the balancer (wrk -t2 -c32, keep-alive), ROUNDS rounds alternating off / sampled / buffered / unbuffered
 # (each switch is a `deployer apply`: one nginx reload, same nodes), medians and ratios to `off`.
 # Loopback only; cluster bench-log, destroyed on exit.
 #
@@ -37,7 +37,7 @@ daemon_ticks() {
     echo "$total"
 }
 for r in $(seq "$ROUNDS"); do
-    if (( r % 2 )); then order="off buffered unbuffered"; else order="unbuffered buffered off"; fi
+    if (( r % 2 )); then order="off sampled buffered unbuffered"; else order="unbuffered buffered sampled off"; fi
     for m in $order; do
         mode "$m"
         d0="$(daemon_ticks)"
@@ -53,7 +53,7 @@ for r in $(seq "$ROUNDS"); do
         echo "[$(date +%T)] round $r, access_log = $m: $rps req/s; dockerd + containerd + shims $us us CPU per request" >&2
     done
     # Each round's ratio to `off` in the same round: the machine's drift cancels out.
-    for m in buffered unbuffered; do
+    for m in sampled buffered unbuffered; do
         RATIOS[$m]+="$(awk -v a="${ROUND[$m]}" -v b="${ROUND[off]}" 'BEGIN { printf "%.3f", a / b }') "
     done
 done
@@ -63,6 +63,6 @@ echo "## access_log cost ($NODES nodes, GET /api/health, wrk -t2 -c32 -d${DURATI
 echo "| access_log | req/s (median) | runs | vs off (median of the rounds' ratios) | rounds' ratios | engine CPU us/request (median; runs) |"
 echo "|---|---|---|---|---|---|"
 echo "| off | $off | ${RUNS[off]% } | 1.00x | | $(median '%.1f' <<<"${ENGINE[off]}"); ${ENGINE[off]% } |"
-for m in buffered unbuffered; do
+for m in sampled buffered unbuffered; do
     echo "| $m | $(median <<<"${RUNS[$m]}") | ${RUNS[$m]% } | $(median '%.2f' <<<"${RATIOS[$m]}")x | ${RATIOS[$m]% } | $(median '%.1f' <<<"${ENGINE[$m]}"); ${ENGINE[$m]% } |"
 done

@@ -404,6 +404,10 @@ mod tests {
         let t = Templates::load(None).unwrap();
         for (value, line) in [
             (
+                "sampled",
+                "access_log /dev/stdout cluster buffer=64k flush=1s if=$log_this;",
+            ),
+            (
                 "buffered",
                 "access_log /dev/stdout cluster buffer=64k flush=1s;",
             ),

@@ -33,17 +33,27 @@ fn logs(c: &Cluster, req: &Request) -> Vec<Line> {
     })
 }
 
-/// GET /api/health?<marker> through the balancer, once per marker, in order.
+/// GET /api/health?<marker> through the balancer, once per marker, in order. Each brings its
+/// own X-Request-Id, so the default sampled access log keeps its line.
 fn requests(c: &Cluster, markers: &[String]) {
+    get_each(c, markers, true, 200);
+}
+
+fn get_each(c: &Cluster, markers: &[String], traced: bool, status: u16) {
     c.rt.block_on(async {
         let client = c.client();
+        let path = if status == 404 {
+            "/api/nothing-here"
+        } else {
+            "/api/health"
+        };
         for m in markers {
-            let r = client
-                .get(c.url(&format!("/api/health?{m}")))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200, "{m}");
+            let mut r = client.get(c.url(&format!("{path}?{m}")));
+            if traced {
+                r = r.header("x-request-id", m.as_str());
+            }
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), status, "{m}");
         }
     })
 }
@@ -104,6 +114,26 @@ fn logs_show_every_unit_by_name_in_time_order_tailed_since_filtered_and_as_json(
     // (Each nginx worker buffers its own access log: two requests served by
     // different workers may be written in either order, so the set is compared.)
     assert_eq!(sorted(markers_in(&lines, &lb, "logs-e2e=")), early);
+
+    // The default access log is sampled: a failed answer is always there, and of 300
+    // plain successful requests about 1 in 100 (fewer than 30 with certainty to 1e-15).
+    let plain: Vec<String> = (0..300).map(|i| format!("logs-plain={i:03}")).collect();
+    get_each(&c, &plain, false, 200);
+    get_each(&c, &["logs-miss=404".to_string()], false, 404);
+    wait_for(
+        "the failed request in the access log",
+        Duration::from_secs(20),
+        || (!markers_in(&logs(&c, &all), &lb, "logs-miss=").is_empty()).then_some(()),
+    );
+    // Both nginx workers flush within a second of the last line they buffered.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = logs(&c, &all);
+    assert_eq!(markers_in(&after, &lb, "logs-miss="), ["logs-miss=404"]);
+    let sampled = markers_in(&after, &lb, "logs-plain=").len();
+    assert!(
+        sampled < 30,
+        "{sampled} of 300 plain requests logged: not sampled"
+    );
 
     // Every unit, by name, merged in time order.
     assert!(

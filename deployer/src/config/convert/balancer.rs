@@ -95,7 +95,7 @@ pub(super) fn convert(c: &mut Checker, b: &RawBalancer) -> BalancerSpec {
         connect_timeout,
         read_timeout,
         worker_connections: worker_connections as u32,
-        access_log: c.choice(&b.access_log, "access_log", AccessLog::Buffered),
+        access_log: c.choice(&b.access_log, "access_log", AccessLog::Sampled),
         tls: tls_spec(c, b, port as u16),
     }
 }

@@ -447,11 +447,12 @@ mod tests {
     }
 
     #[test]
-    fn the_access_log_is_buffered_unless_told() {
+    fn the_access_log_is_sampled_unless_told() {
         use crate::config::AccessLog;
         let l = check("[cluster]\nname = \"x\"\n").unwrap();
-        assert_eq!(l.spec.balancer.access_log, AccessLog::Buffered);
+        assert_eq!(l.spec.balancer.access_log, AccessLog::Sampled);
         for (v, want) in [
+            ("buffered", AccessLog::Buffered),
             ("off", AccessLog::Off),
             ("unbuffered", AccessLog::Unbuffered),
         ] {
@@ -466,7 +467,7 @@ mod tests {
         assert_eq!(r.diagnostics[0].message, "unknown access_log `bufered`");
         assert_eq!(
             r.diagnostics[0].hint.as_deref(),
-            Some("did you mean `buffered`? (one of buffered, unbuffered, off)")
+            Some("did you mean `buffered`? (one of sampled, buffered, unbuffered, off)")
         );
     }
 
