@@ -289,7 +289,9 @@ for n in $NODE_COUNTS; do
         for kind in $order; do
             case "$kind" in
                 ref) wrk_median "$n" ref "http://127.0.0.1:$REF_PORT/" ;;
-                refme) wrk_median "$n" refme "http://127.0.0.1:$REF_PORT/me" ;;
+                # The same request as the cluster's (its bearer token too): the bare server
+                # ignores the header, so only what the product does with it is compared.
+                refme) wrk_median "$n" refme "http://127.0.0.1:$REF_PORT/me" "$WORK/me.lua" ;;
                 health) wrk_median "$n" health "$URL/api/health" ;;
                 me) wrk_median "$n" me "$URL/api/auth/me" "$WORK/me.lua" ;;
             esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `deployer logs` on a running cluster, against a person's way to the same lines: `docker logs`
 # of each of its containers, one after the other (what `deployer logs` replaces). The balancer's
-# access log is filled first with FILL seconds of wrk, so `--tail 100` has lines to cut.
+# access log is filled first with FILL seconds of wrk (its requests carry an X-Request-Id, which
+# the default sampled access log always keeps), so `--tail 100` has lines to cut.
 # Release build, hyperfine, warm cache. Usage: scripts/bench-logs.sh [cluster.toml]
 # (applied beforehand; RUNS=30 FILL=3 DEPLOYER=target/release/deployer).
 set -euo pipefail
@@ -18,7 +19,7 @@ containers=$(docker ps --filter "label=io.deployer.cluster=$name" --format '{{.N
 [ -n "$containers" ] || { echo "no running container of cluster $name: run deployer apply first" >&2; exit 1; }
 lb=$(docker port "$name-lb" 8080/tcp | head -1)
 echo "cluster $name: $containers; balancer $lb; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
-wrk -t2 -c8 -d"${FILL:-3}s" "http://$lb/api/health" | grep -E "requests in"
+wrk -t2 -c8 -d"${FILL:-3}s" -H "X-Request-Id: bench-logs-fill" "http://$lb/api/health" | grep -E "requests in"
 sleep 1.5 # the balancer's buffered access log is flushed every second
 echo "lines kept by the engine: $("$deployer" -f "$file" logs | wc -l) in all; --tail 100 gives $("$deployer" -f "$file" logs --tail 100 | wc -l)"
 each="for c in $containers; do docker logs --tail 100 -t \$c; done"
