@@ -47,7 +47,6 @@ pub fn health(h: &Health) -> HealthConfig {
         retries: Some(h.retries as i64),
         start_period: Some(nanos(h.start_period)),
         start_interval: Some(nanos(h.start_interval)),
-        ..Default::default()
     }
 }
 
