@@ -107,7 +107,7 @@ sed -i -e "s/^name = \"demo\"/name = \"$NAME\"/" \
 grep -q "^name = \"$NAME\"" "$FILE" && grep -q "^port = $PORT " "$FILE" \
     || { echo "error: could not set the name and port in the copy of cluster.toml" >&2; exit 1; }
 if [[ -n "${HEALTH_INTERVAL:-}" ]]; then
-    sed -i "s/^health_interval = [0-9]*/health_interval = $HEALTH_INTERVAL/" "$FILE"
+    sed -i "s/^# *health_interval = [0-9]*/health_interval = $HEALTH_INTERVAL/" "$FILE"
     grep -q "^health_interval = $HEALTH_INTERVAL\b" "$FILE" \
         || { echo "error: could not set health_interval in the copy of cluster.toml" >&2; exit 1; }
 fi
@@ -307,7 +307,7 @@ throughput_table() {
     echo
     echo "## cluster benchmark ($NAME; wrk -t2 -c32 -d${DURATION}s --latency, median of $ROUNDS runs)"
     echo "machine: $MACHINE"
-    echo "cluster: [rollout] health_interval = $(sed -n 's/^health_interval = \([0-9]*\).*/\1/p' "$FILE") s, [balancer] access_log = $(sed -n 's/^access_log = \"\([a-z]*\)\".*/\1/p' "$FILE")"
+    echo "cluster: [rollout] health_interval = $(sed -n 's/^health_interval = \([0-9]*\).*/\1/p' "$FILE" | grep . || echo "5 (default)") s, [balancer] access_log = $(sed -n 's/^access_log = \"\([a-z]*\)\".*/\1/p' "$FILE")"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference (medians) | each round vs its reference run (median) | CPU us/request: machine / balancer / nodes (medians) | reference's machine CPU per request / this (median of rounds) | per node vs ~20 req/s |"

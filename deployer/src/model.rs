@@ -555,7 +555,8 @@ pub fn model(spec: &ClusterSpec, images: &Images, nginx_conf: String) -> Model {
         // The engine sets the check when it creates a container. Only when it is not the
         // default, so the containers of an existing cluster keep their hashes.
         let interval = spec.rollout().health_interval();
-        if unit.health.is_some() && interval != HealthCheck::node().interval {
+        let default = crate::config::default_health_interval(spec.target().kind());
+        if unit.health.is_some() && interval != default {
             unit.fingerprint
                 .insert("health_interval".into(), format!("{}s", interval.as_secs()));
         }
@@ -772,5 +773,27 @@ mod tests {
             .units
             .iter()
             .all(|u| !u.fingerprint.contains_key("health_interval")));
+
+        // A swarm keeps checking every second unless told (its rollouts wait for the check).
+        let swarm = "target = \"swarm\"\n[swarm]\nregistry = \"reg:5000\"\n\
+                     database_host = \"h1\"\nbalancer_host = \"h2\"\n";
+        let on_swarm = want(swarm);
+        let checked = every(&on_swarm);
+        assert!(
+            checked.iter().all(|(_, i)| *i == Duration::from_secs(1)),
+            "{checked:?}"
+        );
+        assert!(on_swarm
+            .units
+            .iter()
+            .all(|u| !u.fingerprint.contains_key("health_interval")));
+        let slow = want(&format!("{swarm}[rollout]\nhealth_interval = 5\n"));
+        assert!(every(&slow)
+            .iter()
+            .all(|(_, i)| *i == Duration::from_secs(5)));
+        assert!(slow
+            .units
+            .iter()
+            .all(|u| u.fingerprint.contains_key("health_interval")));
     }
 }

@@ -587,7 +587,7 @@ impl Load {
                                 }
                                 Err(err) => {
                                     f.fetch_add(1, Ordering::Relaxed);
-                                    e.lock().unwrap().push(err.to_string());
+                                    e.lock().unwrap().push(error_chain(&err));
                                 }
                             }
                         }
@@ -789,4 +789,16 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// An error with its causes, `a: b: c` (reqwest's own message names only the URL).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -765,6 +765,19 @@ impl BalancerSpec {
     }
 }
 
+/// `[rollout] health_interval` when the file does not say: the nodes' contract (5 s) on one
+/// engine, where the deployer's gate probes new containers itself; 1 s on a swarm, where the
+/// orchestrator counts a new task as started only at its first passing check, and engines
+/// before Docker 25 make that wait the whole interval (no `start_interval`). A longer interval
+/// on a swarm also made connections through the lab's balancer reset while the pooler was
+/// turned off under load (not explained yet), so a swarm keeps the 1 s it was tested with.
+pub fn default_health_interval(target: TargetKind) -> Duration {
+    match target {
+        TargetKind::Docker => node_contract::HealthCheck::node().interval,
+        TargetKind::Swarm => Duration::from_secs(1),
+    }
+}
+
 /// Read-only: a spec is only ever built by validation.
 impl RolloutSpec {
     pub fn max_surge(&self) -> u32 {

@@ -54,7 +54,7 @@ pub fn from_raw(
     let database = database::convert(&mut c, d);
     let redis = redis::convert(&mut c, raw.redis.as_ref().map(|s| s.get_ref()));
     let balancer = balancer::convert(&mut c, b);
-    let rollout = rollout::convert(&mut c, r);
+    let rollout = rollout::convert(&mut c, r, target.kind());
     let logs = logs::convert(&mut c, l);
     cross_checks(&mut c, (&app, a), (&balancer, b), &rollout);
 

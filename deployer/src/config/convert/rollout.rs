@@ -2,11 +2,10 @@
 
 use super::Checker;
 use crate::config::raw::RawRollout;
-use crate::config::spec::{RolloutSpec, MAX_NODES};
-use node_contract::HealthCheck;
+use crate::config::spec::{default_health_interval, RolloutSpec, TargetKind, MAX_NODES};
 
 /// The section's values; an invalid one is reported and replaced by its default.
-pub(super) fn convert(c: &mut Checker, r: &RawRollout) -> RolloutSpec {
+pub(super) fn convert(c: &mut Checker, r: &RawRollout, target: TargetKind) -> RolloutSpec {
     let max_surge = c.int(
         &r.max_surge,
         "max_surge",
@@ -38,7 +37,7 @@ pub(super) fn convert(c: &mut Checker, r: &RawRollout) -> RolloutSpec {
     let health_interval = c.seconds(
         &r.health_interval,
         "health_interval",
-        HealthCheck::node().interval.as_secs() as u32,
+        default_health_interval(target).as_secs() as u32,
         1..=300,
         "seconds between the engine's health checks of each container; each check costs \
          ~60 ms of CPU, so a short interval takes throughput from the nodes",
