@@ -35,8 +35,10 @@ pub(super) fn convert(c: &mut Checker, a: &RawApp) -> AppSpec {
         &a.job_workers,
         "job_workers",
         4,
-        0..=256,
-        "job workers per node draw from the pool; 0 disables the queue on this cluster",
+        // The node refuses JOB_WORKERS=0 at start (every node runs the shared queue), so a
+        // file with 0 must not pass here and fail only when the nodes start.
+        1..=256,
+        "job workers per node run the shared queue and draw from the pool; at least 1",
     );
     let log_format = log_format(c, a);
     let host_port_base = a.host_port_base.as_ref().map(|_| {

@@ -536,6 +536,15 @@ mod tests {
     }
 
     #[test]
+    fn zero_job_workers_is_refused_as_the_node_would_refuse_it() {
+        let r = check("[cluster]\nname = \"x\"\n[app]\njob_workers = 0\n").unwrap_err();
+        assert_eq!(
+            r.diagnostics[0].message,
+            "`job_workers` = 0 is too small: it must be between 1 and 256"
+        );
+    }
+
+    #[test]
     fn over_budget_replaces_warnings_with_one_error() {
         let r = check("[cluster]\nname = \"x\"\n[app]\nnodes = 5\npool_size = 20\n").unwrap_err();
         assert_eq!(r.diagnostics.len(), 1, "{r}");
