@@ -7,7 +7,11 @@
 #      upstream pointed at bare axum containers (app/examples/bare.rs), published the same way;
 #      `GET /` (hello-world) is /api/health's reference, `GET /me` (one PostgreSQL query on a
 #      pool of 10, against the cluster's PostgreSQL) is /api/auth/me's. The cluster runs with the
-#      file's `[balancer] access_log` (default buffered). Target: >= 0.95x the reference.
+#      file's `[balancer] access_log` (default sampled). Target: >= 0.95x the reference.
+#      A second, identical reference balancer container ("reference again") is measured in
+#      the same rounds against the first: the A/A ratio is this machine's noise floor for a
+#      comparison between two containers (two balancer containers on the same nodes differed
+#      by 6 % here, median of 12 rounds, with nothing differing but the container).
 #   2. failover: `docker kill` one node under load (wrk, then ab): failed requests (target 0), and
 #      how long `deployer apply --yes` takes to bring the node back.
 #   3. database outage: stop PostgreSQL for DB_DOWN seconds under a curl load of /api/health and
@@ -28,6 +32,8 @@
 #   DURATION=8 ROUNDS=3      seconds per wrk run, rounds per throughput figure (median reported)
 #   NODE_COUNTS="1 3 5"      node counts of the throughput figures
 #   HEALTH_INTERVAL=N        the cluster's [rollout] health_interval (default: cluster.toml's)
+#   STRATEGY=random          the cluster's [balancer] strategy (default: cluster.toml's); the
+#                            reference stays nginx's plain round robin
 #   THROUGHPUT_ONLY=1        stop after the throughput figures (1.) and print them
 #   LOAD_SECONDS=60 DB_DOWN=5
 #   CARGO_TARGET_DIR=...     where the release deployer and the bare example are built
@@ -67,7 +73,7 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 int() { printf '%.0f' "$1"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT="$(free_port)"; REF_PORT="$(free_port)"
+PORT="$(free_port)"; REF_PORT="$(free_port)"; AA_PORT="$(free_port)"
 WORK="$(mktemp -d /tmp/bench-cluster.XXXXXX)"
 FILE="$WORK/cluster.toml"
 D=("$DEPLOYER" -f "$FILE")
@@ -110,6 +116,11 @@ if [[ -n "${HEALTH_INTERVAL:-}" ]]; then
     sed -i "s/^# *health_interval = [0-9]*/health_interval = $HEALTH_INTERVAL/" "$FILE"
     grep -q "^health_interval = $HEALTH_INTERVAL\b" "$FILE" \
         || { echo "error: could not set health_interval in the copy of cluster.toml" >&2; exit 1; }
+fi
+if [[ -n "${STRATEGY:-}" ]]; then
+    sed -i "s/^strategy = \"[a-z_]*\"/strategy = \"$STRATEGY\"/" "$FILE"
+    grep -q "^strategy = \"$STRATEGY\"" "$FILE" \
+        || { echo "error: could not set the strategy in the copy of cluster.toml" >&2; exit 1; }
 fi
 set_nodes() { sed -i "s/^nodes = [0-9]*/nodes = $1/" "$FILE"; }
 set_roll() { sed -i '/^BENCH_ROLL = /d' "$FILE"; sed -i "/^RUST_LOG = /a BENCH_ROLL = \"$1\"" "$FILE"; }
@@ -204,17 +215,22 @@ ref_lb() { # n: the reference balancer with the generated nginx.conf, upstream p
     sed -e "s/server $NAME-app-\([0-9]*\):4000/server $REF-bare-\1:4000/" \
         -e "s/^\( *\)access_log [^;]*;/\1access_log off;/" \
         -e "s/ resolve / /" -e "/^ *zone app_nodes /d" -e "/^ *resolver/d" \
+        -e "/^ *\(least_conn\|ip_hash\|random[a-z_ ]*\);$/d" \
         "$WORK/generated/nginx.conf" >"$WORK/ref-nginx.conf"
     grep -q '^ *access_log /dev/stdout' "$WORK/ref-nginx.conf" \
         && { echo "error: the reference nginx.conf still logs requests" >&2; exit 1; }
     [[ "$(grep -c "server $REF-bare-" "$WORK/ref-nginx.conf")" == "$1" ]] \
         || { echo "error: reference nginx.conf does not name $1 bare nodes" >&2; exit 1; }
     chmod 644 "$WORK/ref-nginx.conf"
-    docker rm -f "$REF-lb" >/dev/null 2>&1 || true
-    docker run -d --name "$REF-lb" --network "$REF-net" --user 101:101 \
-        -v "$WORK/ref-nginx.conf:/etc/nginx/nginx.conf:ro" -p "127.0.0.1:$REF_PORT:8080" \
-        "$(docker inspect -f '{{.Config.Image}}' "$NAME-lb")" >/dev/null
-    wait_until 30 "reference balancer" curl -fs -o /dev/null -m 2 "http://127.0.0.1:$REF_PORT/"
+    local lb port
+    for lb in "$REF-lb:$REF_PORT" "$REF-lb-aa:$AA_PORT"; do
+        port="${lb#*:}"; lb="${lb%%:*}"
+        docker rm -f "$lb" >/dev/null 2>&1 || true
+        docker run -d --name "$lb" --network "$REF-net" --user 101:101 \
+            -v "$WORK/ref-nginx.conf:/etc/nginx/nginx.conf:ro" -p "127.0.0.1:$port:8080" \
+            "$(docker inspect -f '{{.Config.Image}}' "$NAME-lb")" >/dev/null
+        wait_until 30 "reference balancer $lb" curl -fs -o /dev/null -m 2 "http://127.0.0.1:$port/"
+    done
 }
 
 # The user and a token for /api/auth/me (tokens live 15 minutes: log in again before each use).
@@ -264,6 +280,7 @@ wrk_median() { # n kind url [lua]: ROUNDS runs are done by the caller; this reco
     local n="$1" kind="$2" url="$3" lua="${4:-}" out="$WORK/wrk-$1-$2-$RANDOM.txt"
     local prefix="$NAME" lb="$NAME-lb" node=app i lb_files node_files b0 b1 l0 l1 n0 n1 reqs
     [[ "$kind" == ref* ]] && { prefix="$REF"; lb="$REF-lb"; node=bare; }
+    [[ "$kind" == refaa ]] && lb="$REF-lb-aa"
     mapfile -t lb_files < <(cgroup_files "$lb")
     mapfile -t node_files < <(cgroup_files $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))
     b0="$(busy_ticks)"; l0="$(cpu_ns "${lb_files[@]}")"; n0="$(cpu_ns "${node_files[@]}")"
@@ -282,13 +299,15 @@ for n in $NODE_COUNTS; do
     login
     wrk -t2 -c32 -d2s "http://127.0.0.1:$REF_PORT/" >/dev/null          # warm-up
     wrk -t2 -c32 -d2s "http://127.0.0.1:$REF_PORT/me" >/dev/null
+    wrk -t2 -c32 -d2s "http://127.0.0.1:$AA_PORT/" >/dev/null
     wrk -t2 -c32 -d2s "$URL/api/health" >/dev/null
     for r in $(seq "$ROUNDS"); do
         # alternate the order so a drift in background load hurts all alike
-        if (( r % 2 )); then order="ref health refme me"; else order="me refme health ref"; fi
+        if (( r % 2 )); then order="ref health refaa refme me"; else order="me refme refaa health ref"; fi
         for kind in $order; do
             case "$kind" in
                 ref) wrk_median "$n" ref "http://127.0.0.1:$REF_PORT/" ;;
+                refaa) wrk_median "$n" refaa "http://127.0.0.1:$AA_PORT/" ;;
                 # The same request as the cluster's (its bearer token too): the bare server
                 # ignores the header, so only what the product does with it is compared.
                 refme) wrk_median "$n" refme "http://127.0.0.1:$REF_PORT/me" "$WORK/me.lua" ;;
@@ -297,7 +316,7 @@ for n in $NODE_COUNTS; do
             esac
         done
     done
-    for kind in ref refme health me; do
+    for kind in ref refme health me refaa; do
         f="$WORK/tp-$n-$kind"
         TP[$n,$kind]="$(cut -d' ' -f1 "$f" | median) $(cut -d' ' -f2 "$f" | median) $(cut -d' ' -f3 "$f" | median) $(awk '{ s += $5 + $6 } END { print s }' "$f") $(cut -d' ' -f1 "$f" | xargs printf '%.0f/' | sed 's#/$##') $(cut -d' ' -f8 "$f" | median) $(cut -d' ' -f9 "$f" | median) $(cut -d' ' -f10 "$f" | median)"
     done
@@ -307,7 +326,7 @@ throughput_table() {
     echo
     echo "## cluster benchmark ($NAME; wrk -t2 -c32 -d${DURATION}s --latency, median of $ROUNDS runs)"
     echo "machine: $MACHINE"
-    echo "cluster: [rollout] health_interval = $(sed -n 's/^health_interval = \([0-9]*\).*/\1/p' "$FILE" | grep . || echo "5 (default)") s, [balancer] access_log = $(sed -n 's/^access_log = \"\([a-z]*\)\".*/\1/p' "$FILE")"
+    echo "cluster: [rollout] health_interval = $(sed -n 's/^health_interval = \([0-9]*\).*/\1/p' "$FILE" | grep . || echo "5 (default)") s, [balancer] access_log = $(sed -n 's/^access_log = \"\([a-z]*\)\".*/\1/p' "$FILE"), strategy = $(sed -n 's/^strategy = \"\([a-z_]*\)\".*/\1/p' "$FILE") (the reference: round robin)"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference (medians) | each round vs its reference run (median) | CPU us/request: machine / balancer / nodes (medians) | reference's machine CPU per request / this (median of rounds) | per node vs ~20 req/s |"
@@ -318,8 +337,9 @@ throughput_table() {
             [[ "$ref" == refme ]] && path="reference: nginx (no log) -> bare axum, one PostgreSQL query \`GET /me\`"
             echo "| $n | $path | $(int "$(f "$n,$ref" 1)") | $(f "$n,$ref" 2) | $(f "$n,$ref" 3) | $(f "$n,$ref" 4) | $(f "$n,$ref" 5) | 1.00x | | $(f "$n,$ref" 6) / $(f "$n,$ref" 7) / $(f "$n,$ref" 8) | | |"
         done
-        for kind in health me; do
+        for kind in refaa health me; do
             path="cluster \`GET /api/health\`"; ref_rps="$(f "$n,ref" 1)"
+            [[ "$kind" == refaa ]] && path="reference again: a second, identical balancer container (A/A: the noise floor) \`GET /\`"
             [[ "$kind" == me ]] && { path="cluster \`GET /api/auth/me\` (bearer)"; ref_rps="$(f "$n,refme" 1)"; }
             rps="$(f "$n,$kind" 1)"
             rounds="$(paste -d' ' <(cut -d' ' -f1 "$WORK/tp-$n-$kind") <(cut -d' ' -f1 "$WORK/tp-$n-$([[ $kind == me ]] && echo refme || echo ref)") \
@@ -330,7 +350,7 @@ throughput_table() {
         done
     done
 }
-docker rm -f "$REF-lb" >/dev/null
+docker rm -f "$REF-lb" "$REF-lb-aa" >/dev/null
 if [[ -n "${THROUGHPUT_ONLY:-}" ]]; then throughput_table; exit 0; fi
 
 # 2. failover -------------------------------------------------------------------------------------
