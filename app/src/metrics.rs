@@ -2,7 +2,7 @@
 //! use and idle, jobs by state and executions by outcome.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use axum::http::{Method, Request};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rustc_hash::FxHashMap;
 use sqlx::PgPool;
 use tower::{Layer, Service};
 
@@ -128,7 +129,9 @@ fn registry() -> &'static Registry {
 
 fn record_request(key: SeriesKey, elapsed: Duration) {
     thread_local! {
-        static CELLS: RefCell<HashMap<SeriesKey, Arc<Cells>>> = RefCell::new(HashMap::new());
+        // Fx, not SipHash: the keys are the app's own constants, nothing a client can choose
+        // to collide (the status is one of a few the handlers answer).
+        static CELLS: RefCell<FxHashMap<SeriesKey, Arc<Cells>>> = RefCell::new(FxHashMap::default());
     }
     CELLS.with(|cells| {
         let mut cells = cells.borrow_mut();

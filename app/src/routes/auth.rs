@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -131,17 +131,29 @@ pub async fn login(
     })))
 }
 
+/// `GET /api/auth/me`'s answer: `{"data": {"id", "email", "full_name"}}`, serialized straight
+/// from the row (a `json!` tree cost ~2,000 instructions a request more).
+#[derive(Serialize, sqlx::FromRow)]
+pub struct Me {
+    id: Uuid,
+    email: String,
+    full_name: String,
+}
+
+#[derive(Serialize)]
+pub struct Data<T> {
+    data: T,
+}
+
 pub async fn me(
     user: CurrentUser,
     State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let row: Option<(Uuid, String, String)> =
-        sqlx::query_as("SELECT id, email, full_name FROM users WHERE id = $1")
-            .bind(user.id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let (id, email, full_name) = row.ok_or(ApiError::Unauthorized)?;
-    Ok(Json(
-        json!({"data": {"id": id, "email": email, "full_name": full_name}}),
-    ))
+) -> Result<Json<Data<Me>>, ApiError> {
+    let me: Option<Me> = sqlx::query_as("SELECT id, email, full_name FROM users WHERE id = $1")
+        .bind(user.id)
+        .fetch_optional(&state.pool)
+        .await?;
+    Ok(Json(Data {
+        data: me.ok_or(ApiError::Unauthorized)?,
+    }))
 }
