@@ -75,8 +75,7 @@ impl Tokens {
             .map_err(TokenError::Sign)
     }
 
-    /// Checks signature, algorithm, expiry and issuer and returns the user id.
-    /// The user a valid token names. A client sends the same token with every request of its
+    /// Checks signature, algorithm, expiry and issuer and returns the user id. A client sends the same token with every request of its
     /// lifetime; checking the signature and parsing the claims again each time cost ~27,000
     /// instructions a request (`scripts/bench-instructions.sh`), a hit in this thread's cache of
     /// verified tokens ~500. Verifying is a function of the token's exact text, the key and the
