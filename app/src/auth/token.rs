@@ -75,13 +75,15 @@ impl Tokens {
             .map_err(TokenError::Sign)
     }
 
-    /// Checks signature, algorithm, expiry and issuer and returns the user id. A client sends the same token with every request of its
-    /// lifetime; checking the signature and parsing the claims again each time cost ~27,000
-    /// instructions a request (`scripts/bench-instructions.sh`), a hit in this thread's cache of
-    /// verified tokens ~500. Verifying is a function of the token's exact text, the key and the
-    /// clock alone, so a hit answers what verifying would: the expiry is checked again on every
-    /// use. Only tokens that verified are kept (a forged one costs the full check every time),
-    /// in a map with a per-process random hash key; a full cache is emptied.
+    /// Checks signature, algorithm, expiry and issuer and returns the user id.
+    ///
+    /// A client sends the same token with every request of its lifetime; checking the signature
+    /// and parsing the claims again each time cost ~27,000 instructions a request
+    /// (`scripts/bench-instructions.sh`), a hit in this thread's cache of verified tokens ~500.
+    /// Verifying is a function of the token's exact text, the key and the clock alone, so a hit
+    /// answers what verifying would: the expiry is checked again on every use. Only tokens that
+    /// verified are kept (a forged one costs the full check every time), in a map with a
+    /// per-process random hash key; a full cache is emptied.
     pub fn verify(&self, token: &str) -> Result<Uuid, TokenError> {
         let now = jsonwebtoken::get_current_timestamp() as i64;
         if let Some(id) = self.cached(token, now) {
