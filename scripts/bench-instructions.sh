@@ -60,10 +60,11 @@ export USER="${USER:-root}" HOSTNAME="${HOSTNAME:-$(hostname)}"
 requests() { awk '/requests in/ { print $1 }'; }
 non2xx() { awk '/Non-2xx/ { print $NF }'; }
 total_ir() { cat "$@" 2>/dev/null | awk '/^totals:/ { s += $2 } END { print s + 0 }'; }
-# measure label pid prefix url [lua]: zero, count SECONDS_EACH s of wrk load, dump; prints Ir/req
+# measure label pid url [lua]: zero, count SECONDS_EACH s of wrk load, dump; prints Ir/req.
+# The run under callgrind keeps its control files and dumps in $WORK/vg-<label> (vgdb, cg.N).
 measure() {
-    local label="$1" pid="$2" prefix="$3" url="$4" lua="${5:-}" out reqs bad ir
-    local ctl=(callgrind_control --vgdb-prefix="$prefix")
+    local label="$1" pid="$2" url="$3" lua="${4:-}" out reqs bad ir
+    local ctl=(callgrind_control --vgdb-prefix="$WORK/vg-$label/vgdb")
     wrk -t1 -c8 -d3s ${lua:+-s "$lua"} "$url" >/dev/null
     "${ctl[@]}" -i on "$pid" >/dev/null
     "${ctl[@]}" -z "$pid" >/dev/null
@@ -73,7 +74,7 @@ measure() {
     reqs="$(requests <<<"$out")"; bad="$(non2xx <<<"$out")"
     [[ -z "$bad" ]] || { echo "error: $label: $bad answers were not 2xx" >&2; exit 1; }
     sleep 0.5
-    ir="$(total_ir "$WORK/$label.cg".[0-9]*)"
+    ir="$(total_ir "$WORK/vg-$label"/cg.[0-9]*)"
     [[ "$ir" -gt 0 && "$reqs" -gt 0 ]] || { echo "error: $label: nothing counted" >&2; exit 1; }
     echo "$((ir / reqs))"
 }
@@ -129,24 +130,8 @@ if [[ " $STEPS " == *" 1 "* ]]; then
         ip="$(docker inspect -f "{{(index .NetworkSettings.Networks \"$NAME-net\").IPAddress}}" "$NAME-lb")"
         wait_http "http://$ip:8080/"
         pid="$(docker top "$NAME-lb" -eo pid | awk 'NR == 2 { print $1 }')"
-        measure_lb "$label" "$pid" "http://$ip:8080/"
+        LB_IR[$label]="$(measure "$label" "$pid" "http://$ip:8080/")"
         docker rm -f "$NAME-lb" >/dev/null
-    }
-    measure_lb() { # the same as measure, with the dump files in the container's mount
-        local label="$1" pid="$2" url="$3" out reqs bad ir
-        local ctl=(callgrind_control --vgdb-prefix="$WORK/vg-$label/vgdb")
-        wrk -t1 -c8 -d3s "$url" >/dev/null
-        "${ctl[@]}" -i on "$pid" >/dev/null
-        "${ctl[@]}" -z "$pid" >/dev/null
-        out="$(wrk -t1 -c8 -d"${SECONDS_EACH}s" "$url")"
-        "${ctl[@]}" -i off "$pid" >/dev/null
-        "${ctl[@]}" -d "$pid" >/dev/null
-        sleep 0.5
-        reqs="$(requests <<<"$out")"
-        [[ -z "$(non2xx <<<"$out")" ]] || { echo "error: $label: answers that were not 2xx" >&2; exit 1; }
-        ir="$(total_ir "$WORK/vg-$label"/cg.[0-9]*)"
-        [[ "$ir" -gt 0 && "$reqs" -gt 0 ]] || { echo "error: $label: nothing counted" >&2; exit 1; }
-        LB_IR[$label]="$((ir / reqs))"
     }
     declare -A LB_IR
     for label in reference sampled off buffered unbuffered; do
@@ -187,9 +172,10 @@ if [[ " $STEPS " == *" 2 "* ]]; then
     EMAIL="bench-$RANDOM@example.com"; PASSWORD="bench password 1"
     server() { # label port cmd... -> starts it under callgrind; sets SERVER_PID
         local label="$1" port="$2"; shift 2
+        mkdir -p "$WORK/vg-$label"
         PORT="$port" NODE_NAME=bench-node ME_EMAIL="$EMAIL" valgrind --tool=callgrind \
-            --instr-atstart=no --vgdb-prefix="$WORK/vgdb-$label" \
-            --callgrind-out-file="$WORK/$label.cg" "$@" >"$WORK/$label.log" 2>&1 &
+            --instr-atstart=no --vgdb-prefix="$WORK/vg-$label/vgdb" \
+            --callgrind-out-file="$WORK/vg-$label/cg" "$@" >"$WORK/$label.log" 2>&1 &
         SERVER_PID=$!
         PIDS+=("$SERVER_PID")
     }
@@ -204,22 +190,22 @@ if [[ " $STEPS " == *" 2 "* ]]; then
     [[ -n "$TOKEN" && "$TOKEN" != null ]] || { echo "error: login failed" >&2; exit 1; }
     printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$TOKEN" >"$WORK/me.lua"
     echo "  app: GET /api/health..." >&2
-    APP_HEALTH="$(measure app-health "$SERVER_PID" "$WORK/vgdb-app-health" "http://127.0.0.1:$P/api/health")"
+    APP_HEALTH="$(measure app-health "$SERVER_PID" "http://127.0.0.1:$P/api/health")"
     stop "$SERVER_PID"
     P="$(free_port)"; server app-me "$P" "$APP" serve
     wait_http "http://127.0.0.1:$P/api/auth/me" -H "Authorization: Bearer $TOKEN"
     echo "  app: GET /api/auth/me..." >&2
-    APP_ME="$(measure app-me "$SERVER_PID" "$WORK/vgdb-app-me" "http://127.0.0.1:$P/api/auth/me" "$WORK/me.lua")"
+    APP_ME="$(measure app-me "$SERVER_PID" "http://127.0.0.1:$P/api/auth/me" "$WORK/me.lua")"
     stop "$SERVER_PID"
     P="$(free_port)"; server bare-hello "$P" "$BARE"
     wait_http "http://127.0.0.1:$P/"
     echo "  bare: GET /..." >&2
-    BARE_HELLO="$(measure bare-hello "$SERVER_PID" "$WORK/vgdb-bare-hello" "http://127.0.0.1:$P/")"
+    BARE_HELLO="$(measure bare-hello "$SERVER_PID" "http://127.0.0.1:$P/")"
     stop "$SERVER_PID"
     P="$(free_port)"; server bare-me "$P" "$BARE"
     wait_http "http://127.0.0.1:$P/me"
     echo "  bare: GET /me..." >&2
-    BARE_ME="$(measure bare-me "$SERVER_PID" "$WORK/vgdb-bare-me" "http://127.0.0.1:$P/me")"
+    BARE_ME="$(measure bare-me "$SERVER_PID" "http://127.0.0.1:$P/me")"
     stop "$SERVER_PID"
     echo
     echo "## A node: the app against the bare axum server (host processes, one PostgreSQL)"
