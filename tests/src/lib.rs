@@ -541,7 +541,13 @@ impl Load {
     }
 
     /// GET /api/health with each worker keeping its connection, as browsers
-    /// and load balancers do.
+    /// and load balancers do. A connection left idle for half a second is not used again:
+    /// the balancer's old workers close a connection once it has been idle for a second
+    /// after a reload (`keepalive_min_timeout`), and a client that writes on it at that
+    /// very instant loses its request unless it retries, as browsers do (RFC 9112 §9.3.1);
+    /// a client that reuses only fresher connections never meets that instant. Without
+    /// this, the pool's spare connections (opened when all were busy, then left idle at
+    /// the bottom of its stack) made that race, once in ~5,000 requests in CI.
     pub fn keep_alive(c: &Cluster, concurrency: usize) -> Load {
         Load::start_opts(c, concurrency, "/api/health", None, true)
     }
@@ -563,10 +569,15 @@ impl Load {
         let handle = std::thread::spawn(move || {
             let rt = runtime();
             rt.block_on(async move {
-                let client = builder
-                    .pool_max_idle_per_host(if keep_alive { 64 } else { 0 })
-                    .build()
-                    .unwrap();
+                let client = if keep_alive {
+                    builder
+                        .pool_max_idle_per_host(64)
+                        .pool_idle_timeout(Duration::from_millis(500))
+                } else {
+                    builder.pool_max_idle_per_host(0)
+                }
+                .build()
+                .unwrap();
                 let deadline = Instant::now() + Duration::from_secs(60);
                 let workers = (0..concurrency).map(|_| {
                     let (client, url, token) = (client.clone(), url.clone(), token.clone());
