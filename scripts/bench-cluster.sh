@@ -35,6 +35,9 @@
 #   STRATEGY=random          the cluster's [balancer] strategy (default: cluster.toml's); the
 #                            reference stays nginx's plain round robin
 #   THROUGHPUT_ONLY=1        stop after the throughput figures (1.) and print them
+#   AA=zone                  the second reference balancer runs the cluster's upstream instead
+#                            (`zone`, `server ... resolve`, the file's strategy; no log): what
+#                            finding the nodes by DNS costs, apart from the log and the app
 #   LOAD_SECONDS=60 DB_DOWN=5
 #   CARGO_TARGET_DIR=...     where the release deployer and the bare example are built
 #   DEPLOYER=/path           use this deployer binary (the bare example is still built)
@@ -221,13 +224,22 @@ ref_lb() { # n: the reference balancer with the generated nginx.conf, upstream p
         && { echo "error: the reference nginx.conf still logs requests" >&2; exit 1; }
     [[ "$(grep -c "server $REF-bare-" "$WORK/ref-nginx.conf")" == "$1" ]] \
         || { echo "error: reference nginx.conf does not name $1 bare nodes" >&2; exit 1; }
-    chmod 644 "$WORK/ref-nginx.conf"
-    local lb port
+    local aa_conf="$WORK/ref-nginx.conf"
+    if [[ "${AA:-}" == zone ]]; then
+        aa_conf="$WORK/aa-nginx.conf"
+        sed -e "s/server $NAME-app-\([0-9]*\):4000/server $REF-bare-\1:4000/" \
+            -e "s/^\( *\)access_log [^;]*;/\1access_log off;/" "$WORK/generated/nginx.conf" >"$aa_conf"
+        grep -q "resolve max_fails" "$aa_conf" \
+            || { echo "error: AA=zone: the rendered upstream does not resolve its names" >&2; exit 1; }
+    fi
+    chmod 644 "$WORK/ref-nginx.conf" "$aa_conf"
+    local lb port conf
     for lb in "$REF-lb:$REF_PORT" "$REF-lb-aa:$AA_PORT"; do
-        port="${lb#*:}"; lb="${lb%%:*}"
+        port="${lb#*:}"; lb="${lb%%:*}"; conf="$WORK/ref-nginx.conf"
+        [[ "$lb" == *-aa ]] && conf="$aa_conf"
         docker rm -f "$lb" >/dev/null 2>&1 || true
         docker run -d --name "$lb" --network "$REF-net" --user 101:101 \
-            -v "$WORK/ref-nginx.conf:/etc/nginx/nginx.conf:ro" -p "127.0.0.1:$port:8080" \
+            -v "$conf:/etc/nginx/nginx.conf:ro" -p "127.0.0.1:$port:8080" \
             "$(docker inspect -f '{{.Config.Image}}' "$NAME-lb")" >/dev/null
         wait_until 30 "reference balancer $lb" curl -fs -o /dev/null -m 2 "http://127.0.0.1:$port/"
     done
@@ -340,6 +352,7 @@ throughput_table() {
         for kind in refaa health me; do
             path="cluster \`GET /api/health\`"; ref_rps="$(f "$n,ref" 1)"
             [[ "$kind" == refaa ]] && path="reference again: a second, identical balancer container (A/A: the noise floor) \`GET /\`"
+            [[ "$kind" == refaa && "${AA:-}" == zone ]] && path="reference with the cluster's upstream (\`zone\`, \`resolve\`, its strategy; no log): finding nodes by DNS \`GET /\`"
             [[ "$kind" == me ]] && { path="cluster \`GET /api/auth/me\` (bearer)"; ref_rps="$(f "$n,refme" 1)"; }
             rps="$(f "$n,$kind" 1)"
             rounds="$(paste -d' ' <(cut -d' ' -f1 "$WORK/tp-$n-$kind") <(cut -d' ' -f1 "$WORK/tp-$n-$([[ $kind == me ]] && echo refme || echo ref)") \
