@@ -42,6 +42,9 @@
 #   CARGO_TARGET_DIR=...     where the release deployer and the bare example are built
 #   DEPLOYER=/path           use this deployer binary (the bare example is still built)
 #   KEEP_WORK=1              keep the temp dir (wrk/ab outputs, logs)
+#   PROFILE=dir              record each throughput run's whole machine with `perf record -a`
+#                            (cpu-clock) into dir/<kind>-<nodes>-<time>.data (with .stat: context switches, and .wrk);
+#                            PROFILE_CALLS=1 adds call graphs (-g). Read with `perf report -i ... --sort comm,dso`
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -296,8 +299,17 @@ wrk_median() { # n kind url [lua]: ROUNDS runs are done by the caller; this reco
     mapfile -t lb_files < <(cgroup_files "$lb")
     mapfile -t node_files < <(cgroup_files $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))
     b0="$(busy_ticks)"; l0="$(cpu_ns "${lb_files[@]}")"; n0="$(cpu_ns "${node_files[@]}")"
-    if [[ -n "$lua" ]]; then wrk -t2 -c32 -d"${DURATION}s" --latency -s "$lua" "$url" >"$out"
-    else wrk -t2 -c32 -d"${DURATION}s" --latency "$url" >"$out"; fi
+    local load=(wrk -t2 -c32 -d"${DURATION}s" --latency)
+    [[ -n "$lua" ]] && load+=(-s "$lua")
+    if [[ -n "${PROFILE:-}" ]]; then
+        # the whole machine's samples while this run lasts (a software clock: no PMU needed)
+        mkdir -p "$PROFILE"
+        local stem; stem="$PROFILE/$kind-$n-$(date +%H%M%S)"
+        perf stat -a -e task-clock,context-switches,cpu-migrations -x, -o "$stem.stat" -- \
+            perf record -q -a -e cpu-clock -F 997 ${PROFILE_CALLS:+-g} -o "$stem.data" \
+            -- "${load[@]}" "$url" >"$out" 2>>"$WORK/perf.log"
+        cp "$out" "$stem.wrk"
+    else "${load[@]}" "$url" >"$out"; fi
     b1="$(busy_ticks)"; l1="$(cpu_ns "${lb_files[@]}")"; n1="$(cpu_ns "${node_files[@]}")"
     reqs="$(wrk_stats "$out" | cut -d' ' -f4)"
     # appended to wrk_stats' 7 fields: CPU microseconds per request, machine / balancer / nodes

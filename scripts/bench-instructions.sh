@@ -18,6 +18,8 @@
 # Needs: valgrind, wrk, curl, jq, psql and PostgreSQL server binaries, Docker with the images of
 # scripts/build-images.sh (nginx) and a built deployer (cargo build --release -p deployer).
 # Usage: scripts/bench-instructions.sh   (SECONDS_EACH=8; STEPS="1 2")
+#   NGINX_CONFS="label=path ..."  more nginx.conf files for step 1, counted beside the rendered
+#                                 ones (their upstream names the nodes cgbench-app-1..5)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -134,7 +136,13 @@ if [[ " $STEPS " == *" 1 "* ]]; then
         docker rm -f "$NAME-lb" >/dev/null
     }
     declare -A LB_IR
-    for label in reference sampled off buffered unbuffered; do
+    EXTRA=()
+    for extra in ${NGINX_CONFS:-}; do # label=path: another nginx.conf, counted the same way
+        sed 's/^worker_processes auto;/worker_processes 1;/' "${extra#*=}" >"$WORK/${extra%%=*}.conf"
+        chmod 644 "$WORK/${extra%%=*}.conf"
+        EXTRA+=("${extra%%=*}")
+    done
+    for label in reference sampled off buffered unbuffered "${EXTRA[@]}"; do
         echo "  nginx: $label..." >&2
         lb "$label"
     done
@@ -146,6 +154,9 @@ if [[ " $STEPS " == *" 1 "* ]]; then
     echo "| reference (no access log, names resolved once) | ${LB_IR[reference]} | 1.00 |"
     for label in off sampled buffered unbuffered; do
         echo "| rendered, \`access_log = \"$label\"\` | ${LB_IR[$label]} | $(ratio "${LB_IR[$label]}" "${LB_IR[reference]}") |"
+    done
+    for label in "${EXTRA[@]}"; do
+        echo "| $label (NGINX_CONFS) | ${LB_IR[$label]} | $(ratio "${LB_IR[$label]}" "${LB_IR[reference]}") |"
     done
 fi
 
