@@ -291,6 +291,16 @@ cpu_ns() { # files from cgroup_files -> their summed CPU time in ns
     done
     echo "$total"
 }
+ctx_switches() { # container names -> context switches of all their threads so far (PROFILE)
+    local c id total=0 t
+    for c in "$@"; do
+        id="$(docker inspect -f '{{.Id}}' "$c" 2>/dev/null)" || continue
+        for t in $(cat "/sys/fs/cgroup/cpuacct/docker/$id/tasks" "/sys/fs/cgroup/system.slice/docker-$id.scope/cgroup.threads" 2>/dev/null); do
+            total=$((total + $(awk '/ctxt_switches/ { s += $2 } END { print s + 0 }' "/proc/$t/status" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$total"
+}
 wrk_median() { # n kind url [lua]: ROUNDS runs are done by the caller; this records one run
     local n="$1" kind="$2" url="$3" lua="${4:-}" out="$WORK/wrk-$1-$2-$RANDOM.txt"
     local prefix="$NAME" lb="$NAME-lb" node=app i lb_files node_files b0 b1 l0 l1 n0 n1 reqs
@@ -304,11 +314,14 @@ wrk_median() { # n kind url [lua]: ROUNDS runs are done by the caller; this reco
     if [[ -n "${PROFILE:-}" ]]; then
         # the whole machine's samples while this run lasts (a software clock: no PMU needed)
         mkdir -p "$PROFILE"
-        local stem; stem="$PROFILE/$kind-$n-$(date +%H%M%S)"
+        local stem c0 c1; stem="$PROFILE/$kind-$n-$(date +%H%M%S)"
+        c0="$(ctx_switches "$lb") $(ctx_switches $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))"
         perf stat -a -e task-clock,context-switches,cpu-migrations -x, -o "$stem.stat" -- \
             perf record -q -a -e cpu-clock -F 997 ${PROFILE_CALLS:+-g} -o "$stem.data" \
             -- "${load[@]}" "$url" >"$out" 2>>"$WORK/perf.log"
         cp "$out" "$stem.wrk"
+        c1="$(ctx_switches "$lb") $(ctx_switches $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))"
+        echo "$c0 $c1" | awk '{ printf "balancer context switches,%d\nnodes context switches,%d\n", $3 - $1, $4 - $2 }' >>"$stem.stat"
     else "${load[@]}" "$url" >"$out"; fi
     b1="$(busy_ticks)"; l1="$(cpu_ns "${lb_files[@]}")"; n1="$(cpu_ns "${node_files[@]}")"
     reqs="$(wrk_stats "$out" | cut -d' ' -f4)"
