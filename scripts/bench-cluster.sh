@@ -77,6 +77,23 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# values -> "median, NN% CI lo-hi": the median with a distribution-free confidence interval
+# (order statistics: the narrowest [x(k), x(n+1-k)] that covers the true median with >= 90 %
+# probability, or the whole range when n is too small for that; NN is its exact coverage)
+median_ci() {
+    tr ' ' '\n' | grep . | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            n = NR; if (n == 0) exit
+            med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+            # cdf[j] = P(Binomial(n, 1/2) <= j)
+            p = 0.5 ^ n; c = 0
+            for (j = 0; j <= n; j++) { c += p; cdf[j] = c; p = p * (n - j) / (j + 1) }
+            k = 1
+            while (k + 1 <= n + 1 - (k + 1) && 1 - 2 * cdf[k] >= 0.90) k++
+            printf "%.2fx, %d%% CI %.2f-%.2f", med, int(100 * (1 - 2 * cdf[k - 1])), v[k], v[n + 1 - k]
+        }'
+}
 int() { printf '%.0f' "$1"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT="$(free_port)"; REF_PORT="$(free_port)"; AA_PORT="$(free_port)"
@@ -366,7 +383,7 @@ throughput_table() {
     echo "cluster: [rollout] health_interval = $(sed -n 's/^health_interval = \([0-9]*\).*/\1/p' "$FILE" | grep . || echo "5 (default)") s, [balancer] access_log = $(sed -n 's/^access_log = \"\([a-z]*\)\".*/\1/p' "$FILE"), strategy = $(sed -n 's/^strategy = \"\([a-z_]*\)\".*/\1/p' "$FILE") (the reference: round robin)"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference (medians) | each round vs its reference run (median) | CPU us/request: machine / balancer / nodes (medians) | reference's machine CPU per request / this (median of rounds) | per node vs ~20 req/s |"
+    echo "| nodes | path | req/s (median) | p50 ms | p99 ms | errors | runs req/s | vs reference (medians) | each round vs its reference run (median, its confidence interval) | CPU us/request: machine / balancer / nodes (medians) | reference's machine CPU per request / this (median of rounds) | per node vs ~20 req/s |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for n in $NODE_COUNTS; do
         for ref in ref refme; do
@@ -384,7 +401,7 @@ throughput_table() {
                 | awk '{ printf "%.2f ", $1 / $2 }')"
             cpu_rounds="$(paste -d' ' <(cut -d' ' -f8 "$WORK/tp-$n-$kind") <(cut -d' ' -f8 "$WORK/tp-$n-$([[ $kind == me ]] && echo refme || echo ref)") \
                 | awk '{ printf "%.2f ", ($1 > 0 ? $2 / $1 : 0) }')"
-            echo "| $n | $path | $(int "$rps") | $(f "$n,$kind" 2) | $(f "$n,$kind" 3) | $(f "$n,$kind" 4) | $(f "$n,$kind" 5) | $(ratio "$rps" "$ref_rps")x | ${rounds% } ($(median <<<"$rounds")x) | $(f "$n,$kind" 6) / $(f "$n,$kind" 7) / $(f "$n,$kind" 8) | ${cpu_rounds% } ($(median <<<"$cpu_rounds")x) | $(awk -v r="$rps" -v n="$n" 'BEGIN { printf "%.0f req/s/node = %.0fx", r / n, r / n / 20 }') |"
+            echo "| $n | $path | $(int "$rps") | $(f "$n,$kind" 2) | $(f "$n,$kind" 3) | $(f "$n,$kind" 4) | $(f "$n,$kind" 5) | $(ratio "$rps" "$ref_rps")x | ${rounds% } ($(median_ci <<<"$rounds")) | $(f "$n,$kind" 6) / $(f "$n,$kind" 7) / $(f "$n,$kind" 8) | ${cpu_rounds% } ($(median <<<"$cpu_rounds")x) | $(awk -v r="$rps" -v n="$n" 'BEGIN { printf "%.0f req/s/node = %.0fx", r / n, r / n / 20 }') |"
         done
     done
 }
