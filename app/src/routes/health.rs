@@ -74,7 +74,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
 
 /// `now` as RFC 3339 in UTC with milliseconds (`2026-11-27T23:27:46.716Z`), digit by digit:
 /// at 5 nodes a node thread renders the body for about every second request, and chrono's
-/// general formatter (with `Display` for the uptime's float) cost ~600 instructions a render.
+/// general formatter and a float's `Display` for the uptime cost ~220 instructions more a
+/// request (`scripts/bench-instructions.sh`).
 fn push_timestamp(out: &mut String, now: &chrono::DateTime<chrono::Utc>) {
     use chrono::{Datelike, Timelike};
     let year = now.year();
