@@ -43,8 +43,10 @@
 #   DEPLOYER=/path           use this deployer binary (the bare example is still built)
 #   KEEP_WORK=1              keep the temp dir (wrk/ab outputs, logs)
 #   PROFILE=dir              record each throughput run's whole machine with `perf record -a`
-#                            (cpu-clock) into dir/<kind>-<nodes>-<time>.data (with .stat: context switches, and .wrk);
-#                            PROFILE_CALLS=1 adds call graphs (-g). Read with `perf report -i ... --sort comm,dso`
+#                            (cpu-clock) into dir/<kind>-<nodes>-<time>.data, beside it .stat
+#                            (context switches: the machine's, the balancer's, the nodes') and
+#                            .wrk; PROFILE_CALLS=1 adds call graphs (-g). Read with
+#                            `perf report -i ... --sort comm,dso`
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -81,17 +83,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 # (order statistics: the narrowest [x(k), x(n+1-k)] that covers the true median with >= 90 %
 # probability, or the whole range when n is too small for that; NN is its exact coverage)
 median_ci() {
-    tr ' ' '\n' | grep . | sort -g | awk '
+    local values; values="$(cat)"
+    printf '%.2fx, ' "$(median <<<"$values")"
+    tr ' ' '\n' <<<"$values" | grep . | sort -g | awk '
         { v[NR] = $1 }
         END {
             n = NR; if (n == 0) exit
-            med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
             # cdf[j] = P(Binomial(n, 1/2) <= j)
             p = 0.5 ^ n; c = 0
             for (j = 0; j <= n; j++) { c += p; cdf[j] = c; p = p * (n - j) / (j + 1) }
             k = 1
             while (k + 1 <= n + 1 - (k + 1) && 1 - 2 * cdf[k] >= 0.90) k++
-            printf "%.2fx, %d%% CI %.2f-%.2f", med, int(100 * (1 - 2 * cdf[k - 1])), v[k], v[n + 1 - k]
+            printf "%d%% CI %.2f-%.2f", int(100 * (1 - 2 * cdf[k - 1])), v[k], v[n + 1 - k]
         }'
 }
 int() { printf '%.0f' "$1"; }
@@ -324,7 +327,8 @@ wrk_median() { # n kind url [lua]: ROUNDS runs are done by the caller; this reco
     [[ "$kind" == ref* ]] && { prefix="$REF"; lb="$REF-lb"; node=bare; }
     [[ "$kind" == refaa ]] && lb="$REF-lb-aa"
     mapfile -t lb_files < <(cgroup_files "$lb")
-    mapfile -t node_files < <(cgroup_files $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))
+    local nodes=(); for i in $(seq "$n"); do nodes+=("$prefix-$node-$i"); done
+    mapfile -t node_files < <(cgroup_files "${nodes[@]}")
     b0="$(busy_ticks)"; l0="$(cpu_ns "${lb_files[@]}")"; n0="$(cpu_ns "${node_files[@]}")"
     local load=(wrk -t2 -c32 -d"${DURATION}s" --latency)
     [[ -n "$lua" ]] && load+=(-s "$lua")
@@ -332,12 +336,12 @@ wrk_median() { # n kind url [lua]: ROUNDS runs are done by the caller; this reco
         # the whole machine's samples while this run lasts (a software clock: no PMU needed)
         mkdir -p "$PROFILE"
         local stem c0 c1; stem="$PROFILE/$kind-$n-$(date +%H%M%S)"
-        c0="$(ctx_switches "$lb") $(ctx_switches $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))"
+        c0="$(ctx_switches "$lb") $(ctx_switches "${nodes[@]}")"
         perf stat -a -e task-clock,context-switches,cpu-migrations -x, -o "$stem.stat" -- \
             perf record -q -a -e cpu-clock -F 997 ${PROFILE_CALLS:+-g} -o "$stem.data" \
             -- "${load[@]}" "$url" >"$out" 2>>"$WORK/perf.log"
         cp "$out" "$stem.wrk"
-        c1="$(ctx_switches "$lb") $(ctx_switches $(for i in $(seq "$n"); do echo "$prefix-$node-$i"; done))"
+        c1="$(ctx_switches "$lb") $(ctx_switches "${nodes[@]}")"
         echo "$c0 $c1" | awk '{ printf "balancer context switches,%d\nnodes context switches,%d\n", $3 - $1, $4 - $2 }' >>"$stem.stat"
     else "${load[@]}" "$url" >"$out"; fi
     b1="$(busy_ticks)"; l1="$(cpu_ns "${lb_files[@]}")"; n1="$(cpu_ns "${node_files[@]}")"
